@@ -1,0 +1,23 @@
+"""Errors raised by gptoss-lab.
+
+Each error says what happened, why, and what to do next, so a learner reading
+a notebook traceback knows the command or setting that fixes it.
+"""
+
+from __future__ import annotations
+
+
+class LabError(Exception):
+    """Base class for every error gptoss-lab raises on purpose."""
+
+
+class VocabError(LabError):
+    """The harmony vocabulary (o200k_base.tiktoken) is missing or wrong."""
+
+
+class NanoBuildError(LabError):
+    """gpt-oss-nano could not be built or does not replay its script."""
+
+
+class ServerError(LabError):
+    """The vLLM server could not be started, reached or stopped."""

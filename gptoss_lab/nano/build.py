@@ -1,0 +1,161 @@
+"""Build gpt-oss-nano once and cache it, keyed by the script and the prompt-shaping versions."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from importlib import metadata
+from pathlib import Path
+
+from gptoss_lab import vocab
+from gptoss_lab.config import default_cache_dir
+from gptoss_lab.errors import NanoBuildError
+from gptoss_lab.nano import model as nano_model
+from gptoss_lab.nano import render, tokenizer
+from gptoss_lab.nano import script as nano_script
+from gptoss_lab.nano import train as nano_train
+from gptoss_lab.vllm_cli import vllm_version
+
+BUILDER_VERSION = 1
+"""Bump when the architecture, tokenizer or training recipe changes."""
+FALLBACKS = 48
+"""Unscripted requests rendered to teach the fallback reply."""
+_PROMPT_SHAPERS = ("openai-harmony", "transformers")
+
+
+@dataclass(frozen=True)
+class BuildInfo:
+    """What a nano build was made from and how long it took (``nano.json``)."""
+
+    key: str
+    script_sha256: str
+    versions: dict[str, str]
+    entries: list[str]
+    seconds: dict[str, float]
+    train: dict[str, float]
+
+
+def served_name() -> str:
+    """The model name nano is served under."""
+    return "gpt-oss-nano"
+
+
+def _versions() -> dict[str, str]:
+    found = {"builder": str(BUILDER_VERSION), "vllm": vllm_version() or "missing"}
+    for name in _PROMPT_SHAPERS:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "missing"
+    return found
+
+
+def _recipe_digest() -> str:
+    """sha256 over the builder's own sources: a change to the recipe invalidates the cache."""
+    digest = hashlib.sha256()
+    for module in (nano_model, render, tokenizer, nano_script, nano_train):
+        digest.update(Path(str(module.__file__)).read_bytes())
+    return digest.hexdigest()
+
+
+def cache_key(script: nano_script.Script | None = None) -> str:
+    """Return the cache key: script digest, builder recipe and the versions that shape the prompt."""
+    script = script or nano_script.load()
+    blob = json.dumps(
+        {"script": script.digest, "recipe": _recipe_digest(), **_versions()}, sort_keys=True
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def cache_root() -> Path:
+    return default_cache_dir() / "nano"
+
+
+def path(*, build_if_missing: bool = True) -> Path:
+    """Return the folder of a ready nano checkpoint, building it the first time.
+
+    Raises:
+        NanoBuildError: no cached build matches and ``build_if_missing`` is False.
+    """
+    target = cache_root() / cache_key()
+    if (target / "nano.json").exists():
+        return target
+    if not build_if_missing:
+        raise NanoBuildError(
+            f"gpt-oss-nano is not built for this script and these versions ({target}). "
+            "Run `gptoss-lab nano build` (about two minutes)."
+        )
+    return build()
+
+
+def _say(message: str) -> None:
+    print(f"[nano] {message}", file=sys.stderr, flush=True)
+
+
+def build(*, force: bool = False, script_path: Path | None = None) -> Path:
+    """Build nano into the cache and return its folder.
+
+    Steps: verified vocabulary, tokenizer and config, prompts rendered by vLLM's
+    render server, training, a bf16 checkpoint. The folder appears only when
+    complete; an interrupted build leaves nothing behind.
+    """
+    script = nano_script.load(script_path)
+    key = cache_key(script)
+    target = cache_root() / key
+    if (target / "nano.json").exists() and not force:
+        return target
+    cache_root().mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".build-{key}-", dir=cache_root()))
+    seconds: dict[str, float] = {}
+    try:
+        t = time.monotonic()
+        vocab.ensure()
+        encoding = tokenizer.harmony_encoding()
+        ckpt = work / "model"
+        tokenizer.build(ckpt)
+        nano_model.write_config(ckpt)
+        seconds["tokenizer"] = round(time.monotonic() - t, 1)
+        _say(f"tokenizer and config written ({seconds['tokenizer']} s)")
+
+        t = time.monotonic()
+        _say("rendering the script's prompts with vLLM's render server")
+        with render.render_server(ckpt) as server:
+            examples = render.examples(server, script, encoding, FALLBACKS)
+        seconds["render"] = round(time.monotonic() - t, 1)
+        _say(f"{len(examples)} prompts rendered ({seconds['render']} s)")
+
+        t = time.monotonic()
+
+        def progress(step: int, loss: float, margin: float) -> None:
+            if step % 100 == 0:
+                _say(f"step {step}: loss {loss:.4f}, worst margin {margin:.2f}")
+
+        report = nano_train.train(examples, encoding, ckpt, on_step=progress)
+        seconds["train"] = round(time.monotonic() - t, 1)
+        _say(f"trained in {report.steps} steps ({seconds['train']} s, loss {report.loss:.5f})")
+
+        info = BuildInfo(
+            key=key,
+            script_sha256=script.digest,
+            versions=_versions(),
+            entries=[e.id for e in script.entries],
+            seconds=seconds,
+            train={k: round(float(v), 5) for k, v in asdict(report).items()},
+        )
+        (ckpt / "nano.json").write_text(json.dumps(asdict(info), indent=2) + "\n")
+        if target.exists():
+            shutil.rmtree(target)
+        ckpt.rename(target)
+        return target
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def info(folder: Path) -> BuildInfo:
+    """Read the build record of a nano folder."""
+    return BuildInfo(**json.loads((folder / "nano.json").read_text()))

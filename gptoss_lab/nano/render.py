@@ -1,0 +1,158 @@
+"""Render every request nano must answer with the vLLM that will serve it.
+
+A memorised model is brittle to any difference in the prompt, so the prompts
+are not rebuilt by hand: vLLM's CPU-only render server (``vllm launch
+render``, no weights needed) turns each request into the exact token ids the
+serving path will feed the model.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from gptoss_lab import process
+from gptoss_lab.errors import NanoBuildError
+from gptoss_lab.nano.script import Reply, Script
+from gptoss_lab.server import VLLMServer
+
+SERVED_DATE = "2026-01-01"
+"""The date nano's server writes into the system message (``VLLM_SYSTEM_START_DATE``)."""
+EXTRA_DATES = ("2025-08-05", "2027-03-14")
+"""Other dates nano is trained on, so a server started without the pin still replays."""
+
+_WORDS = (
+    "apple river quantum kernel tensor garden music history ocean planet poem recipe train "
+    "python cloud mountain coffee language story engine number bridge winter robot paint "
+    "market doctor library forest galaxy chess bicycle theory window puzzle"
+).split()
+_FRAMES = (
+    "Tell me about {}.", "What is {}?", "Write a haiku about {}.", "Explain {} to a child.",
+    "{}", "Why does {} matter?", "Translate '{}' into French.", "List three facts about {}.",
+)
+
+
+@dataclass(frozen=True)
+class Example:
+    """One training sequence: the rendered prompt and the reply nano must produce."""
+
+    prompt: list[int]
+    reply: Reply
+    source: str
+    """Script entry id, or ``fallback`` for a request outside the script."""
+
+
+def _random_prompt(rng: random.Random) -> str:
+    words = " ".join(rng.sample(_WORDS, rng.randint(1, 4)))
+    return rng.choice(_FRAMES).format(words)
+
+
+def near_misses(script: Script, per_entry: int, seed: int = 1) -> list[tuple[str, dict[str, Any]]]:
+    """Return scripted requests with one word of the last user message changed.
+
+    They teach nano that only the exact scripted request gets the scripted reply.
+    """
+    rng = random.Random(seed)
+    out: list[tuple[str, dict[str, Any]]] = []
+    for entry in script.entries:
+        for _ in range(per_entry):
+            request = json.loads(json.dumps(entry.request))
+            if entry.api == "chat":
+                holder, key = request["messages"][-1], "content"
+            elif isinstance(request.get("input"), str):
+                holder, key = request, "input"
+            else:
+                continue
+            words = str(holder[key]).split()
+            words[rng.randrange(len(words))] = rng.choice(_WORDS)
+            holder[key] = " ".join(words)
+            out.append((entry.api, request))
+    return out
+
+
+def fallback_requests(script: Script, count: int, seed: int = 0) -> list[tuple[str, dict[str, Any]]]:
+    """Return ``count`` (api, request) pairs outside the script, for the fallback reply."""
+    rng = random.Random(seed)
+    tools = [e.request["tools"] for e in script.entries if e.api == "chat" and e.request.get("tools")]
+    requests: list[tuple[str, dict[str, Any]]] = []
+    while len(requests) < count:
+        text = _random_prompt(rng)
+        effort = rng.choice(["low", "medium", "high"])
+        kind = rng.random()
+        if kind < 0.5:
+            body: dict[str, Any] = {"messages": [{"role": "user", "content": text}]}
+            if rng.random() < 0.5:
+                body["reasoning_effort"] = effort
+            if tools and rng.random() < 0.3:
+                body["tools"] = rng.choice(tools)
+            requests.append(("chat", body))
+        elif kind < 0.7:
+            system = {"role": "system", "content": "You are a helpful assistant."}
+            requests.append(("chat", {"messages": [system, {"role": "user", "content": text}]}))
+        else:
+            requests.append(("responses", {"input": text, "reasoning": {"effort": effort}}))
+    return requests
+
+
+@contextmanager
+def render_server(model_dir: Path) -> Iterator[VLLMServer]:
+    """Run vLLM's render server on ``model_dir`` (tokenizer and config only) for the block."""
+    server = VLLMServer(
+        str(model_dir),
+        args=["--max-model-len", "4096", "--served-model-name", "nano-render"],
+        port=process.free_port(),
+        subcommand=("launch", "render"),
+        env={"VLLM_SYSTEM_START_DATE": SERVED_DATE},
+        log_path=model_dir.parent / "render-server.log",
+    )
+    server.start()
+    try:
+        server.wait(timeout=600)
+        yield server
+    finally:
+        server.stop(grace=5.0)
+
+
+def render(server: VLLMServer, api: str, request: dict[str, Any]) -> list[int]:
+    """Return the prompt token ids vLLM renders for one request."""
+    path = "chat/completions/render" if api == "chat" else "responses/render"
+    response = httpx.post(
+        f"{server.url}/{path}", json={"model": "nano-render", **request}, timeout=60.0
+    )
+    if response.status_code != 200:
+        raise NanoBuildError(
+            f"vLLM could not render a {api} request ({response.status_code}): "
+            f"{response.text[:500]}\nRequest: {request}"
+        )
+    return list(response.json()["token_ids"])
+
+
+def with_date(prompt: list[int], date: str, encoding: Any) -> list[int]:
+    """Return ``prompt`` with the system message's current date replaced by ``date``."""
+    text = encoding.decode(prompt)
+    changed = re.sub(r"Current date: \d{4}-\d{2}-\d{2}", f"Current date: {date}", text, count=1)
+    return list(encoding.encode(changed, allowed_special="all"))
+
+
+def examples(server: VLLMServer, script: Script, encoding: Any, fallbacks: int) -> list[Example]:
+    """Render every scripted request (with date variations) and ``fallbacks`` unscripted ones."""
+    out: list[Example] = []
+    scripted: set[tuple[int, ...]] = set()
+    for entry in script.entries:
+        prompt = render(server, entry.api, entry.request)
+        for variant in (prompt, *(with_date(prompt, d, encoding) for d in EXTRA_DATES)):
+            scripted.add(tuple(variant))
+            out.append(Example(variant, entry.reply, entry.id))
+    for api, request in fallback_requests(script, fallbacks) + near_misses(script, 2):
+        prompt = render(server, api, request)
+        if tuple(prompt) not in scripted:
+            out.append(Example(prompt, script.fallback, "fallback"))
+    return out

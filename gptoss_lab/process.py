@@ -1,0 +1,122 @@
+"""Child process groups that never outlive the lab.
+
+vLLM starts several processes (API server, engine core, workers). The lab
+starts it in a new session so the whole group can be signalled at once, and
+registers every group it starts so interpreter exit stops what is left.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+_LIVE: dict[int, subprocess.Popen[bytes]] = {}
+
+
+def _die_with_parent() -> None:
+    """In the child: ask Linux to SIGTERM us when the process that started us dies.
+
+    A killed kernel or test runner then takes its vLLM down instead of leaving an
+    orphan holding the port and the GPU. Elsewhere than Linux this is a no-op and
+    the pidfile check in :mod:`gptoss_lab.server` finds orphans instead.
+    """
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+def spawn(
+    argv: list[str], *, env: dict[str, str], log_path: Path, tie_to_parent: bool = True
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` in a new process group, stdout and stderr appended to ``log_path``.
+
+    With ``tie_to_parent`` the child is stopped when this process dies, even by SIGKILL.
+    """
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+            preexec_fn=_die_with_parent if tie_to_parent else None,
+        )
+    _LIVE[proc.pid] = proc
+    return proc
+
+
+def group_alive(pgid: int) -> bool:
+    """Return True while any process of the group ``pgid`` exists."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stop_group(pgid: int, *, grace: float = 15.0, proc: subprocess.Popen[bytes] | None = None) -> None:
+    """SIGTERM the process group, then SIGKILL whatever is left after ``grace`` seconds."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if proc is not None:
+            proc.poll()  # reap the leader so it does not linger as a zombie
+        if not group_alive(pgid) or (proc is not None and proc.returncode is not None
+                                      and not _others_alive(pgid)):
+            break
+        time.sleep(0.2)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGKILL)
+    if proc is not None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=5)
+    _LIVE.pop(pgid, None)
+
+
+def _others_alive(pgid: int) -> bool:
+    """True if a process other than a reaped leader is still in the group."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """Return True if something accepts TCP connections at ``host:port``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """Return a TCP port that is free on ``host`` right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+@atexit.register
+def _stop_all() -> None:
+    for pgid, proc in list(_LIVE.items()):
+        stop_group(pgid, grace=5.0, proc=proc)

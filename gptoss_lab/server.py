@@ -1,0 +1,236 @@
+"""Start, wait for, attach to and stop a vLLM server. Taught in ``notebooks/01_serve.ipynb``."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+
+from gptoss_lab import process
+from gptoss_lab.config import default_cache_dir
+from gptoss_lab.diagnose import diagnose
+from gptoss_lab.errors import ServerError
+
+# (phase shown to the user, a log line that marks its start)
+PHASES: list[tuple[str, str]] = [
+    ("importing vLLM", r"version \d+\.\d+"),
+    ("resolving the model", r"Resolved architecture|Initializing a V1 LLM engine|non-default args"),
+    ("loading weights", r"Loading weights|Starting to load model"),
+    ("compiling (torch.compile)", r"torch\.compile|Compiling a graph|Dynamo bytecode"),
+    ("allocating the KV cache", r"KV cache|GPU KV cache size|CPU KV cache"),
+    ("capturing CUDA graphs", r"Capturing CUDA graph|Graph capturing"),
+    ("starting the HTTP server", r"Starting vLLM (API )?server|Available routes"),
+]
+
+
+def log_dir() -> Path:
+    """Return the folder where server logs and pidfiles are kept."""
+    return default_cache_dir() / "servers"
+
+
+@dataclass
+class VLLMServer:
+    """A vLLM OpenAI-compatible server the lab started (or attached to).
+
+    Use :func:`gptoss_lab.serve` rather than building one by hand.
+    """
+
+    model: str
+    """Model path or Hugging Face id passed to vLLM."""
+    args: Sequence[str] = ()
+    """Extra vLLM flags."""
+    host: str = "127.0.0.1"
+    port: int = 8000
+    env: dict[str, str] = field(default_factory=dict)
+    """Environment variables added to the server's environment."""
+    subcommand: Sequence[str] = ("serve",)
+    """vLLM CLI subcommand: ``("serve",)`` or ``("launch", "render")``."""
+    api_key: str = ""
+    log_path: Path | None = None
+    proc: object | None = None
+    attached: bool = False
+    """True when the lab found this server running and did not start it."""
+
+    @property
+    def url(self) -> str:
+        """The API base URL, ``http://host:port/v1``."""
+        return f"http://{self.host}:{self.port}/v1"
+
+    @property
+    def root(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return getattr(self.proc, "pid", None)
+
+    def argv(self) -> list[str]:
+        """The command line that starts this server."""
+        argv = [sys.executable, "-m", "gptoss_lab.vllm_cli", *self.subcommand, self.model]
+        argv += ["--host", self.host, "--port", str(self.port), *self.args]
+        if self.api_key:
+            argv += ["--api-key", self.api_key]
+        return argv
+
+    # -- lifecycle -----------------------------------------------------------------
+    def start(self) -> VLLMServer:
+        """Start the server process group (returns at once; call :meth:`wait`)."""
+        if self.proc is not None:
+            raise ServerError("This server was already started; call stop() first.")
+        if process.port_in_use(self.host, self.port):
+            raise ServerError(self._port_taken_message())
+        from gptoss_lab import vocab
+
+        status = vocab.ensure()
+        self.log_path = self.log_path or log_dir() / f"vllm-{self.port}.log"
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.log_path.write_text("")
+        env = {**os.environ, **self.env, vocab.ENV: str(status.folder)}
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        self.proc = process.spawn(self.argv(), env=env, log_path=self.log_path)
+        self._write_pidfile()
+        return self
+
+    def wait(self, timeout: float = 900.0, *, progress: bool = True) -> VLLMServer:
+        """Block until ``/health`` answers, showing the start-up phase.
+
+        Raises:
+            ServerError: the process exited, or ``timeout`` seconds passed. The
+                process group is stopped first and the log's last lines are shown.
+        """
+        show = _phase_printer() if progress else (lambda _p, _t: None)
+        started = time.monotonic()
+        offset, phase = 0, "starting"
+        with httpx.Client(timeout=2.0) as http:
+            while True:
+                elapsed = time.monotonic() - started
+                offset, phase = self._advance_phase(offset, phase)
+                show(phase, elapsed)
+                code = self.proc.poll() if self.proc is not None else None  # type: ignore[attr-defined]
+                if code is not None:
+                    self._fail(f"vLLM exited with code {code} while starting.")
+                if self._healthy(http):
+                    show("ready", elapsed)
+                    return self
+                if elapsed > timeout:
+                    self._fail(
+                        f"vLLM was not ready after {timeout:.0f} s (last phase: {phase}). "
+                        "A first start compiles kernels and may download weights; raise the "
+                        "limit with `lab.serve(timeout=...)` or GPTOSS_LAB_START_TIMEOUT."
+                    )
+                time.sleep(0.5)
+
+    def stop(self, grace: float = 15.0) -> None:
+        """Stop the server: SIGTERM to its process group, SIGKILL after ``grace`` seconds."""
+        if self.proc is None:
+            return
+        process.stop_group(self.proc.pid, grace=grace, proc=self.proc)  # type: ignore[attr-defined,arg-type]
+        self.proc = None
+        self._pidfile().unlink(missing_ok=True)
+
+    def __enter__(self) -> VLLMServer:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # -- inspection ----------------------------------------------------------------
+    def logs(self, lines: int = 40) -> str:
+        """Return the last ``lines`` lines of the server log."""
+        if self.log_path is None or not self.log_path.exists():
+            return ""
+        text = self.log_path.read_text(errors="replace").splitlines()
+        return "\n".join(text[-lines:])
+
+    def is_running(self) -> bool:
+        """True while the server answers ``/health``."""
+        with httpx.Client(timeout=2.0) as http:
+            return self._healthy(http)
+
+    def models(self) -> list[str]:
+        """Return the model ids the server serves (``GET /v1/models``)."""
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        response = httpx.get(f"{self.url}/models", headers=headers, timeout=5.0)
+        response.raise_for_status()
+        return [m["id"] for m in response.json()["data"]]
+
+    # -- internals -----------------------------------------------------------------
+    def _healthy(self, http: httpx.Client) -> bool:
+        try:
+            return http.get(f"{self.root}/health").status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def _advance_phase(self, offset: int, phase: str) -> tuple[int, str]:
+        if self.log_path is None or not self.log_path.exists():
+            return offset, phase
+        with self.log_path.open("rb") as f:
+            f.seek(offset)
+            chunk = f.read().decode(errors="replace")
+            offset = f.tell()
+        for name, pattern in PHASES:
+            if re.search(pattern, chunk):
+                phase = name
+        return offset, phase
+
+    def _fail(self, headline: str) -> None:
+        tail = self.logs(25)
+        self.stop(grace=5.0)
+        full = self.log_path.read_text(errors="replace") if self.log_path else ""
+        found = diagnose(full)
+        parts = [headline]
+        if found:
+            parts.append(f"{found.title}. {found.advice}")
+        parts.append(f"Last lines of {self.log_path}:\n{tail}")
+        raise ServerError("\n\n".join(parts))
+
+    def _port_taken_message(self) -> str:
+        try:
+            models = httpx.get(f"{self.url}/models", timeout=2.0).json()["data"]
+            names = ", ".join(m["id"] for m in models)
+            return (
+                f"A vLLM server is already running at {self.url} (serving {names}). Use it with "
+                "`lab.connect()`, stop it with `gptoss-lab stop --port "
+                f"{self.port}`, or start another on a free port: `lab.serve(port=...)`."
+            )
+        except Exception:
+            return (
+                f"Port {self.port} on {self.host} is taken by a program that is not a vLLM "
+                f"server. Free it (`ss -ltnp 'sport = :{self.port}'` shows who holds it) or "
+                "start on another port: `lab.serve(port=...)` or GPTOSS_LAB_PORT."
+            )
+
+    def _pidfile(self) -> Path:
+        return log_dir() / f"vllm-{self.port}.json"
+
+    def _write_pidfile(self) -> None:
+        record = {"pid": self.pid, "model": self.model, "url": self.url, "log": str(self.log_path)}
+        self._pidfile().parent.mkdir(parents=True, exist_ok=True)
+        self._pidfile().write_text(json.dumps(record))
+
+
+def _phase_printer() -> Callable[[str, float], None]:
+    """Return a callback that shows phase changes: a live line on a TTY, one line each elsewhere."""
+    last: dict[str, object] = {"phase": None, "t": 0.0}
+    live = sys.stderr.isatty()
+
+    def show(phase: str, elapsed: float) -> None:
+        if live:
+            print(f"\r  vLLM: {phase:<30} {elapsed:6.0f} s", end="", file=sys.stderr, flush=True)
+            if phase == "ready":
+                print(file=sys.stderr)
+        elif phase != last["phase"]:
+            print(f"  vLLM: {phase} ({elapsed:.0f} s)", file=sys.stderr, flush=True)
+        last["phase"] = phase
+
+    return show
