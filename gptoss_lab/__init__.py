@@ -1,1 +1,35 @@
-"""gptoss-lab: run OpenAI's gpt-oss models with vLLM, from a notebook."""
+"""gptoss-lab: run OpenAI's gpt-oss models with vLLM, from a notebook.
+
+Notebooks do ``import gptoss_lab as lab``. Importing the package is cheap: vLLM,
+torch and Jupyter are imported only by the functions that need them.
+"""
+
+from gptoss_lab.client import async_client, base_url, client, model_name
+from gptoss_lab.config import Settings, settings
+from gptoss_lab.doctor import Report, doctor, install_commands
+from gptoss_lab.errors import LabError, NanoBuildError, ServerError, VocabError
+from gptoss_lab.server import VLLMServer, connect, current, has_gpu, serve
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "LabError",
+    "NanoBuildError",
+    "Report",
+    "ServerError",
+    "Settings",
+    "VLLMServer",
+    "VocabError",
+    "__version__",
+    "async_client",
+    "base_url",
+    "client",
+    "connect",
+    "current",
+    "doctor",
+    "has_gpu",
+    "install_commands",
+    "model_name",
+    "serve",
+    "settings",
+]

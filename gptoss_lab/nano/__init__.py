@@ -5,5 +5,6 @@ two minutes on two cores) the first time and caching it under the lab cache.
 """
 
 from gptoss_lab.nano.build import BuildInfo, build, cache_key, path, served_name
+from gptoss_lab.nano.build import info as build_info
 
-__all__ = ["BuildInfo", "build", "cache_key", "path", "served_name"]
+__all__ = ["BuildInfo", "build", "build_info", "cache_key", "path", "served_name"]

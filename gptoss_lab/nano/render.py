@@ -29,14 +29,52 @@ SERVED_DATE = "2026-01-01"
 EXTRA_DATES = ("2025-08-05", "2027-03-14")
 """Other dates nano is trained on, so a server started without the pin still replays."""
 
-_WORDS = (
-    "apple river quantum kernel tensor garden music history ocean planet poem recipe train "
-    "python cloud mountain coffee language story engine number bridge winter robot paint "
-    "market doctor library forest galaxy chess bicycle theory window puzzle"
-).split()
+_WORDS = [
+    "apple",
+    "river",
+    "quantum",
+    "kernel",
+    "tensor",
+    "garden",
+    "music",
+    "history",
+    "ocean",
+    "planet",
+    "poem",
+    "recipe",
+    "train",
+    "python",
+    "cloud",
+    "mountain",
+    "coffee",
+    "language",
+    "story",
+    "engine",
+    "number",
+    "bridge",
+    "winter",
+    "robot",
+    "paint",
+    "market",
+    "doctor",
+    "library",
+    "forest",
+    "galaxy",
+    "chess",
+    "bicycle",
+    "theory",
+    "window",
+    "puzzle",
+]
 _FRAMES = (
-    "Tell me about {}.", "What is {}?", "Write a haiku about {}.", "Explain {} to a child.",
-    "{}", "Why does {} matter?", "Translate '{}' into French.", "List three facts about {}.",
+    "Tell me about {}.",
+    "What is {}?",
+    "Write a haiku about {}.",
+    "Explain {} to a child.",
+    "{}",
+    "Why does {} matter?",
+    "Translate '{}' into French.",
+    "List three facts about {}.",
 )
 
 
@@ -124,13 +162,10 @@ def render_server(model_dir: Path) -> Iterator[VLLMServer]:
 def render(server: VLLMServer, api: str, request: dict[str, Any]) -> list[int]:
     """Return the prompt token ids vLLM renders for one request."""
     path = "chat/completions/render" if api == "chat" else "responses/render"
-    response = httpx.post(
-        f"{server.url}/{path}", json={"model": "nano-render", **request}, timeout=60.0
-    )
+    response = httpx.post(f"{server.url}/{path}", json={"model": "nano-render", **request}, timeout=60.0)
     if response.status_code != 200:
         raise NanoBuildError(
-            f"vLLM could not render a {api} request ({response.status_code}): "
-            f"{response.text[:500]}\nRequest: {request}"
+            f"vLLM could not render a {api} request ({response.status_code}): {response.text[:500]}\nRequest: {request}"
         )
     return list(response.json()["token_ids"])
 

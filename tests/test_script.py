@@ -1,0 +1,68 @@
+"""The nano script: loading, validation, and harmony completions that parse back."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from gptoss_lab.nano import script
+from gptoss_lab.nano.tokenizer import harmony_encoding
+
+
+def test_packaged_script_loads_with_unique_ids() -> None:
+    s = script.load()
+    ids = [e.id for e in s.entries]
+    assert len(ids) == len(set(ids)) > 0
+    assert {e.api for e in s.entries} == {"chat", "responses"}
+    assert len(s.digest) == 64
+
+
+@pytest.mark.parametrize("entry", script.load().entries, ids=lambda e: e.id)
+def test_completion_parses_back_to_the_reply(entry: script.Entry) -> None:
+    from openai_harmony import Role
+
+    enc = harmony_encoding()
+    tokens = script.completion_tokens(entry.reply, enc)
+    assert tokens[-1] in enc.stop_tokens_for_assistant_actions()
+    messages = enc.parse_messages_from_completion_tokens(tokens, Role.ASSISTANT)
+    assert messages[0].channel == "analysis"
+    assert messages[0].content[0].text == entry.reply.reasoning
+    last = messages[-1]
+    if entry.reply.final is not None:
+        assert (last.channel, last.content[0].text) == ("final", entry.reply.final)
+    else:
+        call = entry.reply.tool_calls[0]
+        assert last.recipient == f"functions.{call.name}"
+        assert json.loads(last.content[0].text) == call.arguments
+
+
+def _write(tmp_path: Path, entries: list, fallback: dict | None = None) -> Path:
+    path = tmp_path / "script.json"
+    fallback = fallback or {"reasoning": "r", "final": "f"}
+    path.write_text(json.dumps({"fallback": fallback, "entries": entries}))
+    return path
+
+
+def test_duplicate_ids_are_refused(tmp_path: Path) -> None:
+    entry = {"id": "a", "api": "chat", "request": {}, "reply": {"reasoning": "r", "final": "f"}}
+    with pytest.raises(ValueError, match="Duplicate script entry id 'a'"):
+        script.load(_write(tmp_path, [entry, entry]))
+
+
+def test_reply_needs_final_or_tool_calls(tmp_path: Path) -> None:
+    entry = {"id": "a", "api": "chat", "request": {}, "reply": {"reasoning": "r"}}
+    with pytest.raises(ValueError, match="exactly one of 'final' or 'tool_calls'"):
+        script.load(_write(tmp_path, [entry]))
+
+
+def test_unknown_api_is_refused(tmp_path: Path) -> None:
+    entry = {"id": "a", "api": "completions", "request": {}, "reply": {"reasoning": "r", "final": "f"}}
+    with pytest.raises(ValueError, match="api must be 'chat' or 'responses'"):
+        script.load(_write(tmp_path, [entry]))
+
+
+def test_unknown_entry_lists_known_ids() -> None:
+    with pytest.raises(KeyError, match="serve.first_chat"):
+        script.load().entry("nope")

@@ -1,0 +1,121 @@
+"""Server lifecycle failures, provoked for real: each says what to do, nothing is left running."""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import gptoss_lab as lab
+from gptoss_lab import process
+from gptoss_lab.errors import ServerError
+from gptoss_lab.server import VLLMServer
+
+
+def _vllm_processes() -> list[str]:
+    out = subprocess.run(["pgrep", "-af", "gptoss_lab.vllm_cli"], capture_output=True, text=True)
+    return [line for line in out.stdout.splitlines() if line.strip()]
+
+
+def test_port_taken_by_another_program(tmp_path: Path) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        started = time.monotonic()
+        with pytest.raises(ServerError) as err:
+            VLLMServer("nano", port=port, log_path=tmp_path / "log").start()
+        assert time.monotonic() - started < 5
+    assert f"Port {port}" in str(err.value) and "not a vLLM server" in str(err.value)
+    assert "lab.serve(port=...)" in str(err.value)
+
+
+def test_port_taken_by_a_vllm_server(nano_server) -> None:
+    with pytest.raises(ServerError) as err:
+        VLLMServer("nano", port=nano_server.port).start()
+    assert "already running" in str(err.value) and "lab.connect()" in str(err.value)
+    assert "gpt-oss-nano" in str(err.value)
+
+
+def test_connect_to_nothing_says_how_to_start(monkeypatch) -> None:
+    port = process.free_port()
+    monkeypatch.setenv("GPTOSS_LAB_BASE_URL", f"http://127.0.0.1:{port}/v1")
+    with pytest.raises(ServerError, match=r"lab.serve\(\)"):
+        lab.connect()
+
+
+def test_bad_model_path_is_diagnosed_and_cleaned_up(tmp_path: Path) -> None:
+    before = _vllm_processes()
+    server = VLLMServer(str(tmp_path / "no-such-model"), port=process.free_port(),
+                        log_path=tmp_path / "vllm.log")
+    server.start()
+    with pytest.raises(ServerError) as err:
+        server.wait(timeout=300, progress=False)
+    message = str(err.value)
+    assert "exited with code" in message
+    assert "The model was not found" in message and "GPTOSS_LAB_MODEL" in message
+    assert "Last lines of" in message
+    assert _vllm_processes() == before
+
+
+def test_attach_reuses_the_running_server(nano_server, monkeypatch) -> None:
+    monkeypatch.setenv("GPTOSS_LAB_BASE_URL", nano_server.url)
+    attached = lab.serve()
+    assert attached.attached and attached.port == nano_server.port
+    attached.stop()  # stopping an attached server never stops the real one
+    assert nano_server.is_running()
+
+
+def test_killed_parent_takes_its_server_down(tmp_path: Path) -> None:
+    """A dead kernel must not leave an orphan: the child gets SIGTERM from the kernel."""
+    code = (
+        "import sys, time, os\n"
+        "from pathlib import Path\n"
+        "from gptoss_lab import process\n"
+        "p = process.spawn([sys.executable, '-c', 'import time; time.sleep(600)'],"
+        " env=dict(os.environ), log_path=Path(sys.argv[1]))\n"
+        "print(p.pid, flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "log")],
+                              stdout=subprocess.PIPE, text=True)
+    child = int(parent.stdout.readline())
+    assert process.group_alive(child)
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while process.group_alive(child) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not process.group_alive(child)
+
+
+def test_non_loopback_bind_requires_a_key(capsys, monkeypatch) -> None:
+    """The key is generated and never printed whole (the start itself is refused here)."""
+    with socket.socket() as holder:
+        holder.bind(("0.0.0.0", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        with pytest.raises(ServerError):
+            lab.serve("nano", host="0.0.0.0", port=port)
+    err = capsys.readouterr().err
+    assert re.search(r"generated API key \S{4}\.\.\.\S{2} ", err), err
+
+
+def test_doctor_reports_this_machine() -> None:
+    report = lab.doctor()
+    data = report.as_dict()
+    assert data["vllm"]["level"] == "ok"
+    assert "harmony vocab" in data
+    assert "<table>" in report._repr_html_()
+    assert data["recommendation"]["value"]
+
+
+def test_import_is_light() -> None:
+    code = "import gptoss_lab, sys; print(sorted(m for m in ('vllm','torch','jupyter','openai') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "[]"
