@@ -33,11 +33,18 @@ class Preset:
         return [*self.args, *PARSER_FLAGS]
 
 
+# Greedy by default: nano's contract is exact replay under greedy decoding.
+NANO_ARGS = (
+    "--max-model-len", "4096",
+    "--served-model-name", "gpt-oss-nano",
+    "--override-generation-config", '{"temperature": 0}',
+)
+
 NANO_CPU = Preset(
     name="nano-cpu",
     model="nano",
     hardware="cpu",
-    args=("--max-model-len", "4096", "--served-model-name", "gpt-oss-nano"),
+    args=NANO_ARGS,
     env={
         "VLLM_CPU_KVCACHE_SPACE": "1",
         # nano replays its script for this system-message date (gptoss_lab.nano.render).
@@ -50,8 +57,7 @@ NANO_GPU = Preset(
     name="nano-gpu",
     model="nano",
     hardware="gpu",
-    args=("--max-model-len", "4096", "--served-model-name", "gpt-oss-nano",
-          "--gpu-memory-utilization", "0.3"),
+    args=(*NANO_ARGS, "--gpu-memory-utilization", "0.3"),
     env={"VLLM_SYSTEM_START_DATE": "2026-01-01"},
     source="gptoss-lab",
 )

@@ -81,7 +81,7 @@ def test_harmony_loads_offline_from_the_provisioned_folder(empty_cache: Path) ->
     code = (
         "from openai_harmony import load_harmony_encoding, HarmonyEncodingName as N;"
         "e = load_harmony_encoding(N.HARMONY_GPT_OSS);"
-        "print(e.stop_tokens_for_assistant_actions())"
+        "print(sorted(e.stop_tokens_for_assistant_actions()))"
     )
     env = {**os.environ, vocab.ENV: str(folder), "HTTPS_PROXY": "http://127.0.0.1:9"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)

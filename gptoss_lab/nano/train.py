@@ -23,6 +23,14 @@ from gptoss_lab.nano.script import completion_tokens
 
 MARGIN = 6.0
 """Logit margin every target must win by before training stops (covers bf16 rounding)."""
+SHARPEN = 4.0
+"""Factor applied to the trained LM-head rows before saving.
+
+Scaling the head keeps every argmax (unused rows stay exactly zero) and multiplies
+every margin: the weakest target goes from about 18 to about 72 logits above the
+200k zero-logit tokens. Greedy replay needs none of it; sampling does. At
+temperature 1 an unsharpened nano strays into one of those tokens in about one
+request in ten (seen through vLLM), a sharpened one effectively never."""
 
 
 @dataclass(frozen=True)
@@ -127,11 +135,10 @@ def train(
     with torch.no_grad():
         net.model.embed_tokens.weight[used_in] = embed.detach()
         net.lm_head.weight.zero_()
-        net.lm_head.weight[used_out] = head.detach()
+        net.lm_head.weight[used_out] = head.detach() * SHARPEN
     net = net.to(torch.bfloat16)
     net.config.dtype = "bfloat16"
     out_dir.mkdir(parents=True, exist_ok=True)
     net.save_pretrained(out_dir, safe_serialization=True)
-    return TrainReport(
-        step, time.monotonic() - started, loss_value, margin, batch, int(mask.sum())
-    )
+    nano_model.serving_config(out_dir)
+    return TrainReport(step, time.monotonic() - started, loss_value, margin * SHARPEN, batch, int(mask.sum()))
