@@ -1,4 +1,4 @@
-"""The ``gptoss-lab`` command: doctor, vocab, nano, serve, stop."""
+"""The ``gptoss-lab`` command: doctor, vocab, nano, serve, lab."""
 
 from __future__ import annotations
 
@@ -52,6 +52,33 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _lab(args: argparse.Namespace) -> int:
+    """Start (or attach to) the model server, then JupyterLab; stop the server when Jupyter exits."""
+    import os
+    import secrets
+    import subprocess
+
+    from gptoss_lab.server import serve
+
+    server = serve(args.model)
+    token = os.environ.get("JUPYTER_TOKEN") or secrets.token_hex(16)
+    env = {**os.environ, "GPTOSS_LAB_BASE_URL": server.url, "JUPYTER_TOKEN": token}
+    if server.api_key:
+        env["GPTOSS_LAB_API_KEY"] = server.api_key
+    print(f"Model server: {server.url} ({'attached' if server.attached else 'started'}, log: {server.log_path})")
+    print(f"JupyterLab:   http://127.0.0.1:{args.jupyter_port}/lab?token={token}")
+    command = [
+        sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={args.jupyter_port}",
+        "--ip=127.0.0.1", f"--notebook-dir={args.notebooks}",
+    ]
+    try:
+        return subprocess.call(command, env=env)
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        server.stop()  # a no-op for a server this command only attached to
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``gptoss-lab`` console script."""
     parser = argparse.ArgumentParser(prog="gptoss-lab", description=__doc__)
@@ -69,6 +96,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--host", default=None)
     p.add_argument("--port", type=int, default=None)
     p.set_defaults(func=_serve)
+    p = sub.add_parser("lab", help="start the model server and JupyterLab on notebooks/")
+    p.add_argument("--model", default=None)
+    p.add_argument("--jupyter-port", type=int, default=8888)
+    p.add_argument("--notebooks", default="notebooks")
+    p.set_defaults(func=_lab)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))

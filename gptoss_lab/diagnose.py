@@ -57,7 +57,7 @@ _KNOWN: list[tuple[str, Diagnosis]] = [
         ),
     ),
     (
-        r"(Repository Not Found|is not a local folder and is not a valid model identifier"
+        r"(Repository Not Found|Repo id must be in the form|is not a local folder and is not a valid model identifier"
         r"|does not appear to have a file named config\.json|No such file or directory.*config\.json"
         r"|Invalid repository ID or local directory)",
         Diagnosis(

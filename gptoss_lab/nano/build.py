@@ -23,7 +23,7 @@ from gptoss_lab.vllm_cli import vllm_version
 
 BUILDER_VERSION = 1
 """Bump when the architecture, tokenizer or training recipe changes."""
-FALLBACKS = 48
+FALLBACKS = 96
 """Unscripted requests rendered to teach the fallback reply."""
 _PROMPT_SHAPERS = ("openai-harmony", "transformers")
 

@@ -29,52 +29,20 @@ SERVED_DATE = "2026-01-01"
 EXTRA_DATES = ("2025-08-05", "2027-03-14")
 """Other dates nano is trained on, so a server started without the pin still replays."""
 
-_WORDS = [
-    "apple",
-    "river",
-    "quantum",
-    "kernel",
-    "tensor",
-    "garden",
-    "music",
-    "history",
-    "ocean",
-    "planet",
-    "poem",
-    "recipe",
-    "train",
-    "python",
-    "cloud",
-    "mountain",
-    "coffee",
-    "language",
-    "story",
-    "engine",
-    "number",
-    "bridge",
-    "winter",
-    "robot",
-    "paint",
-    "market",
-    "doctor",
-    "library",
-    "forest",
-    "galaxy",
-    "chess",
-    "bicycle",
-    "theory",
-    "window",
-    "puzzle",
-]
+_WORDS = (
+    "apple river quantum kernel tensor garden music history ocean planet poem recipe train python "
+    "cloud mountain coffee language story engine number bridge winter robot paint market doctor "
+    "library forest galaxy chess bicycle theory window puzzle weather capital country city king "
+    "computer internet battery moon sun star desert island volcano tiger eagle bread cheese soup "
+    "football guitar piano movie book teacher student school exam money bank tax law election "
+    "virus medicine heart brain sleep dream color light sound speed time year birthday friend"
+).split()
 _FRAMES = (
-    "Tell me about {}.",
-    "What is {}?",
-    "Write a haiku about {}.",
-    "Explain {} to a child.",
-    "{}",
-    "Why does {} matter?",
-    "Translate '{}' into French.",
-    "List three facts about {}.",
+    "Tell me about {}.", "What is {}?", "Write a haiku about {}.", "Explain {} to a child.",
+    "{}", "Why does {} matter?", "Translate '{}' into French.", "List three facts about {}.",
+    "What is the {} of {}?", "How do I fix my {}?", "Who invented the {}?", "In one sentence, what is {}?",
+    "What is the {} in {} right now?", "Can you help me with {} and {}?", "Summarize the history of {}.",
+    "Is {} better than {}?", "How many {} are there in {}?", "Hi! {}", "Give me a recipe with {}.",
 )
 
 
@@ -89,8 +57,9 @@ class Example:
 
 
 def _random_prompt(rng: random.Random) -> str:
-    words = " ".join(rng.sample(_WORDS, rng.randint(1, 4)))
-    return rng.choice(_FRAMES).format(words)
+    frame = rng.choice(_FRAMES)
+    slots = frame.count("{}")
+    return frame.format(*(" ".join(rng.sample(_WORDS, rng.randint(1, 3))) for _ in range(slots)))
 
 
 def near_misses(script: Script, per_entry: int, seed: int = 1) -> list[tuple[str, dict[str, Any]]]:
@@ -110,7 +79,16 @@ def near_misses(script: Script, per_entry: int, seed: int = 1) -> list[tuple[str
             else:
                 continue
             words = str(holder[key]).split()
-            words[rng.randrange(len(words))] = rng.choice(_WORDS)
+            edit = rng.choice(("replace", "insert", "drop", "append"))
+            where = rng.randrange(len(words))
+            if edit == "replace" or (edit == "drop" and len(words) < 3):
+                words[where] = rng.choice(_WORDS)
+            elif edit == "insert":
+                words.insert(where, rng.choice(_WORDS))
+            elif edit == "drop":
+                del words[where]
+            else:
+                words.append(rng.choice(_WORDS) + "?")
             holder[key] = " ".join(words)
             out.append((entry.api, request))
     return out
@@ -186,7 +164,7 @@ def examples(server: VLLMServer, script: Script, encoding: Any, fallbacks: int) 
         for variant in (prompt, *(with_date(prompt, d, encoding) for d in EXTRA_DATES)):
             scripted.add(tuple(variant))
             out.append(Example(variant, entry.reply, entry.id))
-    for api, request in fallback_requests(script, fallbacks) + near_misses(script, 2):
+    for api, request in fallback_requests(script, fallbacks) + near_misses(script, 4):
         prompt = render(server, api, request)
         if tuple(prompt) not in scripted:
             out.append(Example(prompt, script.fallback, "fallback"))

@@ -49,6 +49,7 @@ def train(
     out_dir: Path,
     *,
     max_steps: int = 3000,
+    batch_fallbacks: int = 32,
     seed: int = 0,
     on_step: Callable[[int, float, float], None] | None = None,
 ) -> TrainReport:
@@ -98,29 +99,42 @@ def train(
         [{"params": body}, {"params": [embed, head]}], lr=3e-3, weight_decay=0.0
     )
 
-    def logits() -> Any:
-        hidden = net.model(inputs_embeds=embed[ids], attention_mask=mask).last_hidden_state
-        h = hidden[rows_t, cols_t]
+    def logits(sel: Any) -> tuple[Any, Any]:
+        """Scores at the labelled positions of the sequences ``sel``, and their labels."""
+        hidden = net.model(inputs_embeds=embed[ids[sel]], attention_mask=mask[sel]).last_hidden_state
+        keep = torch.isin(rows_t, sel)
+        local = torch.searchsorted(sel, rows_t[keep])
+        h = hidden[local, cols_t[keep]]
         scores = h @ head.T
-        return torch.cat([scores, torch.full((len(labels), 1), rest)], dim=1)
+        return torch.cat([scores, torch.full((len(h), 1), rest)], dim=1), labels_t[keep]
 
+    def worst_margin() -> float:
+        with torch.no_grad():
+            s, lab = logits(torch.arange(batch))
+            target = s[torch.arange(len(lab)), lab]
+            s[torch.arange(len(lab)), lab] = -float("inf")
+            return float((target - s.max(dim=1).values).min())
+
+    # Every step sees all scripted sequences and a sample of the fallback ones: the
+    # cost of a step stays flat however many fallback prompts teach the default reply.
+    scripted = torch.tensor([i for i, ex in enumerate(examples) if ex.source != "fallback"])
+    fallback = torch.tensor([i for i, ex in enumerate(examples) if ex.source == "fallback"])
     net.train()
     loss_value, margin, step = float("inf"), -float("inf"), 0
     for step in range(1, max_steps + 1):
-        scores = logits()
-        loss = torch.nn.functional.cross_entropy(scores, labels_t)
+        pick = fallback[torch.randperm(len(fallback))[:batch_fallbacks]]
+        sel = torch.sort(torch.cat([scripted, pick])).values
+        scores, lab = logits(sel)
+        loss = torch.nn.functional.cross_entropy(scores, lab)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(body + [embed, head], 1.0)
         opt.step()
         loss_value = float(loss.detach())
-        if step % 20 == 0 or loss_value < 1e-3:
-            with torch.no_grad():
-                s = scores.detach()
-                target = s[torch.arange(len(labels)), labels_t]
-                others = s.clone()
-                others[torch.arange(len(labels)), labels_t] = -float("inf")
-                margin = float((target - others.max(dim=1).values).min())
+        if step % 25 == 0:
+            net.eval()
+            margin = worst_margin()
+            net.train()
             if on_step:
                 on_step(step, loss_value, margin)
             if margin > MARGIN:
