@@ -30,10 +30,15 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$VENV/bin/python"
   exit 0
 fi
 
-if ! command -v uv >/dev/null 2>&1; then
+if command -v uv >/dev/null 2>&1; then
+  UV=(uv)
+elif python3 -m uv --version >/dev/null 2>&1; then
+  UV=(python3 -m uv)
+else
   say "uv not found; installing it with pip"
-  python3 -m pip install --quiet uv || { say "could not install uv: see https://docs.astral.sh/uv/getting-started/installation/"; exit 1; }
-  export PATH="$HOME/.local/bin:$PATH"
+  python3 -m pip install --quiet uv \
+    || { say "could not install uv: see https://docs.astral.sh/uv/getting-started/installation/"; exit 1; }
+  UV=(python3 -m uv)  # works whether or not pip's script folder is on PATH
 fi
 
 # uv does not read pip's configuration. Where pip is configured with a local
@@ -52,16 +57,16 @@ args+=(${UV_EXTRA_ARGS:-})
 
 if [ ! -x "$VENV/bin/python" ]; then
   say "creating $VENV (Python $PYTHON_VERSION)"
-  uv venv --quiet -p "$PYTHON_VERSION" "$VENV"
+  "${UV[@]}" venv --quiet -p "$PYTHON_VERSION" "$VENV"
 fi
 
 say "installing gptoss-lab[$FLAVOUR,$EXTRAS] into $VENV"
-VIRTUAL_ENV="$VENV" uv pip install "${args[@]}" -e ".[$FLAVOUR,$EXTRAS]"
+VIRTUAL_ENV="$VENV" "${UV[@]}" pip install "${args[@]}" -e ".[$FLAVOUR,$EXTRAS]"
 
 if [ "$FLAVOUR" = cpu ]; then
   # PyPI's torchvision/torchaudio/torchcodec are CUDA builds that break imports beside
   # the +cpu torch ("operator torchvision::nms does not exist"); vLLM runs without them.
-  VIRTUAL_ENV="$VENV" uv pip uninstall --quiet torchvision torchaudio torchcodec 2>/dev/null || true
+  VIRTUAL_ENV="$VENV" "${UV[@]}" pip uninstall --quiet torchvision torchaudio torchcodec 2>/dev/null || true
 fi
 
 "$VENV/bin/python" -c "import gptoss_lab, vllm, openai_harmony" \
