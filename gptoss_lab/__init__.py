@@ -8,7 +8,8 @@ from gptoss_lab.client import async_client, base_url, client, model_name
 from gptoss_lab.config import Settings, settings
 from gptoss_lab.doctor import Report, doctor, install_commands
 from gptoss_lab.errors import LabError, NanoBuildError, ServerError, VocabError
-from gptoss_lab.server import VLLMServer, connect, current, has_gpu, serve
+from gptoss_lab.hardware import has_gpu
+from gptoss_lab.server import VLLMServer, connect, current, orphans, serve, stop_port
 
 __version__ = "0.1.0"
 
@@ -30,6 +31,8 @@ __all__ = [
     "has_gpu",
     "install_commands",
     "model_name",
+    "orphans",
     "serve",
     "settings",
+    "stop_port",
 ]

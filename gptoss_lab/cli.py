@@ -52,6 +52,24 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stop(args: argparse.Namespace) -> int:
+    from gptoss_lab.server import orphans, stop_port
+
+    if args.port is None:
+        found = orphans()
+        for record in found:
+            stop_port(int(record["port"]))  # type: ignore[arg-type]
+            print(f"stopped orphaned server on port {record['port']} ({record['model']})")
+        if not found:
+            print("no orphaned lab server found")
+        return 0
+    if stop_port(args.port):
+        print(f"stopped the lab server on port {args.port}")
+        return 0
+    print(f"no server started by the lab is running on port {args.port} (nothing stopped)", file=sys.stderr)
+    return 1
+
+
 def _lab(args: argparse.Namespace) -> int:
     """Start (or attach to) the model server, then JupyterLab; stop the server when Jupyter exits."""
     import os
@@ -96,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--host", default=None)
     p.add_argument("--port", type=int, default=None)
     p.set_defaults(func=_serve)
+    p = sub.add_parser("stop", help="stop a lab-started server (default: every orphaned one)")
+    p.add_argument("--port", type=int, default=None)
+    p.set_defaults(func=_stop)
     p = sub.add_parser("lab", help="start the model server and JupyterLab on notebooks/")
     p.add_argument("--model", default=None)
     p.add_argument("--jupyter-port", type=int, default=8888)

@@ -16,6 +16,8 @@ class Diagnosis:
 
     title: str
     advice: str
+    evidence: str = ""
+    """The log line that matched."""
 
 
 _KNOWN: list[tuple[str, Diagnosis]] = [
@@ -42,9 +44,10 @@ _KNOWN: list[tuple[str, Diagnosis]] = [
         r"|max_model_len.*(is|are) (larger|greater) than)",
         Diagnosis(
             "The KV cache cannot hold --max-model-len tokens",
-            "Lower `max_model_len` (for example `lab.serve(max_model_len=8192)`), or give the "
-            "cache more memory: `--gpu-memory-utilization 0.95` on a GPU, "
-            "`VLLM_CPU_KVCACHE_SPACE=<GiB>` on a CPU.",
+            "Lower the context length (for example "
+            "`lab.serve(extra_args=[\"--max-model-len\", \"8192\"])`), or give the cache more "
+            "memory: `--gpu-memory-utilization 0.95` on a GPU, `VLLM_CPU_KVCACHE_SPACE=<GiB>` "
+            "on a CPU.",
         ),
     ),
     (
@@ -109,8 +112,12 @@ _KNOWN: list[tuple[str, Diagnosis]] = [
 
 
 def diagnose(log_text: str) -> Diagnosis | None:
-    """Return the first known failure found in ``log_text``, or None."""
+    """Return the first known failure found in ``log_text`` (with the line that shows it), or None."""
     for pattern, diagnosis in _KNOWN:
-        if re.search(pattern, log_text):
-            return diagnosis
+        match = re.search(pattern, log_text)
+        if match:
+            start = log_text.rfind("\n", 0, match.start()) + 1
+            end = log_text.find("\n", match.end())
+            line = log_text[start : end if end != -1 else None].strip()
+            return Diagnosis(diagnosis.title, diagnosis.advice, line[:400])
     return None

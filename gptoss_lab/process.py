@@ -58,13 +58,15 @@ def spawn(
 
 
 def group_alive(pgid: int) -> bool:
-    """Return True while any process of the group ``pgid`` exists."""
+    """Return True while any live (non-zombie) process of the group ``pgid`` exists."""
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
+    if Path("/proc").is_dir():
+        return _others_alive(pgid)  # a zombie waiting to be reaped is not running
     return True
 
 
@@ -76,8 +78,7 @@ def stop_group(pgid: int, *, grace: float = 15.0, proc: subprocess.Popen[bytes] 
     while time.monotonic() < deadline:
         if proc is not None:
             proc.poll()  # reap the leader so it does not linger as a zombie
-        if not group_alive(pgid) or (proc is not None and proc.returncode is not None
-                                      and not _others_alive(pgid)):
+        if not group_alive(pgid):
             break
         time.sleep(0.2)
     with contextlib.suppress(ProcessLookupError):
@@ -89,7 +90,7 @@ def stop_group(pgid: int, *, grace: float = 15.0, proc: subprocess.Popen[bytes] 
 
 
 def _others_alive(pgid: int) -> bool:
-    """True if a process other than a reaped leader is still in the group."""
+    """True if a process of the group is alive and not a zombie (reads /proc)."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue

@@ -208,7 +208,7 @@ class VLLMServer:
         found = diagnose(full)
         parts = [headline]
         if found:
-            parts.append(f"{found.title}. {found.advice}")
+            parts.append(f"{found.title}. {found.advice}\nvLLM said: {found.evidence}")
         parts.append(f"Last lines of {self.log_path}:\n{tail}")
         raise ServerError("\n\n".join(parts))
 
@@ -232,19 +232,50 @@ class VLLMServer:
         return log_dir() / f"vllm-{self.port}.json"
 
     def _write_pidfile(self) -> None:
-        record = {"pid": self.pid, "model": self.model, "url": self.url, "log": str(self.log_path)}
+        record = {
+            "pid": self.pid, "owner": os.getpid(), "model": self.model, "url": self.url,
+            "port": self.port, "log": str(self.log_path),
+        }
         self._pidfile().parent.mkdir(parents=True, exist_ok=True)
         self._pidfile().write_text(json.dumps(record))
 
 
+def _in_jupyter() -> bool:
+    return "ipykernel" in sys.modules
+
+
 def _phase_printer() -> Callable[[str, float], None]:
-    """Return a callback that shows phase changes: a live line on a TTY, one line each elsewhere."""
-    last: dict[str, object] = {"phase": None, "t": 0.0}
+    """Return a callback that shows the start-up phase.
+
+    In Jupyter: a live progress bar widget. On a terminal: one line rewritten in place.
+    Elsewhere (CI logs): one line per phase change.
+    """
+    names = ["starting", *(name for name, _ in PHASES), "ready"]
+    if _in_jupyter():
+        try:
+            import ipywidgets as widgets
+            from IPython.display import display
+
+            bar = widgets.IntProgress(min=0, max=len(names) - 1, description="vLLM")
+            label = widgets.HTML()
+            display(widgets.HBox([bar, label]))
+
+            def show_widget(phase: str, elapsed: float) -> None:
+                bar.value = names.index(phase) if phase in names else bar.value
+                bar.bar_style = "success" if phase == "ready" else "info"
+                label.value = f"<code>{phase}</code> &nbsp; {elapsed:.0f} s"
+
+            return show_widget
+        except ImportError:
+            pass
+    last: dict[str, object] = {"phase": None}
     live = sys.stderr.isatty()
 
     def show(phase: str, elapsed: float) -> None:
         if live:
-            print(f"\r  vLLM: {phase:<30} {elapsed:6.0f} s", end="", file=sys.stderr, flush=True)
+            step = names.index(phase) if phase in names else 0
+            bar = "#" * step + "." * (len(names) - 1 - step)
+            print(f"\r  vLLM [{bar}] {phase:<28} {elapsed:5.0f} s", end="", file=sys.stderr, flush=True)
             if phase == "ready":
                 print(file=sys.stderr)
         elif phase != last["phase"]:
@@ -258,22 +289,10 @@ def _phase_printer() -> Callable[[str, float], None]:
 _CURRENT: VLLMServer | None = None
 
 
-def has_gpu() -> bool:
-    """True when ``nvidia-smi`` lists at least one GPU."""
-    import shutil
-    import subprocess
-
-    if shutil.which("nvidia-smi") is None:
-        return False
-    try:
-        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return out.returncode == 0 and "GPU" in out.stdout
-
-
 def resolve_model(model: str) -> str:
     """Map ``auto`` to ``nano`` (no GPU) or ``openai/gpt-oss-20b`` (GPU)."""
+    from gptoss_lab.hardware import has_gpu
+
     if model == "auto":
         return "openai/gpt-oss-20b" if has_gpu() else "nano"
     return model
@@ -282,6 +301,56 @@ def resolve_model(model: str) -> str:
 def _split_url(url: str) -> tuple[str, int]:
     parsed = httpx.URL(url)
     return parsed.host or "127.0.0.1", parsed.port or (443 if parsed.scheme == "https" else 80)
+
+
+def _records() -> list[dict[str, object]]:
+    out = []
+    for path in sorted(log_dir().glob("vllm-*.json")) if log_dir().exists() else []:
+        try:
+            out.append({**json.loads(path.read_text()), "pidfile": str(path)})
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def orphans() -> list[dict[str, object]]:
+    """Return lab-started servers still running whose starting process (a kernel) has died.
+
+    Each record has ``pid``, ``port``, ``model``, ``url`` and ``log``. Stop one with
+    :func:`stop_port` or ``gptoss-lab stop --port PORT``.
+    """
+    found = []
+    for record in _records():
+        pid, owner = int(record.get("pid") or 0), int(record.get("owner") or 0)
+        if pid and process.group_alive(pid) and owner and not _pid_alive(owner):
+            found.append(record)
+        elif pid and not process.group_alive(pid):
+            Path(str(record["pidfile"])).unlink(missing_ok=True)  # stale record
+    return found
+
+
+def stop_port(port: int, grace: float = 15.0) -> bool:
+    """Stop the lab-started server on ``port`` (found through its pidfile).
+
+    Returns:
+        True if a server was stopped, False if the lab has no running server there.
+    """
+    for record in _records():
+        if int(record.get("port") or 0) == port and process.group_alive(int(record["pid"])):
+            process.stop_group(int(record["pid"]), grace=grace)
+            Path(str(record["pidfile"])).unlink(missing_ok=True)
+            return True
+    return False
 
 
 def _logged_path(port: int) -> Path | None:
@@ -314,6 +383,14 @@ def connect(url: str | None = None, *, api_key: str | None = None) -> VLLMServer
         )
     server.model = server.models()[0]
     server.log_path = _logged_path(port)
+    for record in orphans():
+        if record.get("port") == port:
+            print(
+                f"Note: the server at {url} was started by a process that has exited (pid "
+                f"{record['owner']}), probably a dead kernel. It keeps running until you stop it: "
+                f"`lab.stop_port({port})` or `gptoss-lab stop --port {port}`.",
+                file=sys.stderr,
+            )
     _CURRENT = server
     return server
 
@@ -344,7 +421,7 @@ def serve(
     """
     import secrets
 
-    from gptoss_lab import presets
+    from gptoss_lab import hardware, presets
     from gptoss_lab.config import settings
 
     global _CURRENT
@@ -362,7 +439,10 @@ def serve(
         print(f"Binding to {host} exposes the server: generated API key {key[:4]}...{key[-2:]} "
               "(read it from `server.api_key`).", file=sys.stderr)
     name = resolve_model(model or cfg.model)
-    preset = presets.for_model(name, gpu=has_gpu())
+    gpus = hardware.gpus()
+    preset = presets.select(
+        name, gpus[0].name if gpus else None, gpus[0].memory_gib if gpus else 0.0, len(gpus)
+    )
     if name == "nano":
         from gptoss_lab import nano
 

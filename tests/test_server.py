@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import subprocess
@@ -119,3 +120,57 @@ def test_import_is_light() -> None:
     code = "import gptoss_lab, sys; print(sorted(m for m in ('vllm','torch','jupyter','openai') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_orphan_is_found_and_stopped(tmp_path: Path, monkeypatch) -> None:
+    """A server whose starting kernel died is listed by orphans() and stopped by stop_port()."""
+    import json
+
+    from gptoss_lab import server as server_mod
+
+    monkeypatch.setenv("GPTOSS_LAB_CACHE_DIR", str(tmp_path))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    child = process.spawn(
+        [sys.executable, "-c", "import time; time.sleep(600)"], env=dict(os.environ),
+        log_path=tmp_path / "log", tie_to_parent=False,
+    )
+    port = process.free_port()
+    server_mod.log_dir().mkdir(parents=True, exist_ok=True)
+    record = {"pid": child.pid, "owner": dead.pid, "model": "nano", "url": "u", "port": port, "log": "x"}
+    (server_mod.log_dir() / f"vllm-{port}.json").write_text(json.dumps(record))
+    assert [r["pid"] for r in lab.orphans()] == [child.pid]
+    assert lab.stop_port(port)
+    assert not process.group_alive(child.pid)
+    assert lab.orphans() == []
+    assert not lab.stop_port(port), "nothing left to stop"
+
+
+def test_start_timeout_stops_everything(tmp_path: Path) -> None:
+    before = _vllm_processes()
+    server = VLLMServer("nano-does-not-matter", port=process.free_port(), log_path=tmp_path / "log")
+    server.start()
+    started = time.monotonic()
+    with pytest.raises(ServerError) as err:
+        server.wait(timeout=3, progress=False)
+    assert time.monotonic() - started < 30
+    assert "not ready after 3 s" in str(err.value) and "GPTOSS_LAB_START_TIMEOUT" in str(err.value)
+    assert _vllm_processes() == before
+
+
+def test_kv_cache_too_small_is_diagnosed(nano_dir: Path, tmp_path: Path) -> None:
+    """A context longer than the CPU KV cache can hold: vLLM exits, the lab says what to change."""
+    before = _vllm_processes()
+    server = VLLMServer(
+        str(nano_dir), args=["--max-model-len", "4000000"], port=process.free_port(),
+        env={"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_ALLOW_LONG_MAX_MODEL_LEN": "1"},
+        log_path=tmp_path / "vllm.log",
+    )
+    server.start()
+    with pytest.raises(ServerError) as err:
+        server.wait(timeout=600, progress=False)
+    message = str(err.value)
+    assert "The KV cache cannot hold --max-model-len tokens" in message
+    assert "--max-model-len" in message and "VLLM_CPU_KVCACHE_SPACE" in message
+    assert "vLLM said:" in message and "KV cache" in message.split("vLLM said:")[1]
+    assert _vllm_processes() == before
