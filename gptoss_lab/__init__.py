@@ -9,7 +9,7 @@ from gptoss_lab.config import Settings, settings
 from gptoss_lab.doctor import Report, doctor, install_commands
 from gptoss_lab.errors import LabError, NanoBuildError, ServerError, VocabError
 from gptoss_lab.hardware import has_gpu
-from gptoss_lab.server import VLLMServer, connect, current, orphans, serve, stop_port
+from gptoss_lab.server import VLLMServer, connect, current, orphans, resolve_model, serve, stop_port
 
 __version__ = "0.1.0"
 
@@ -32,6 +32,7 @@ __all__ = [
     "install_commands",
     "model_name",
     "orphans",
+    "resolve_model",
     "serve",
     "settings",
     "stop_port",

@@ -40,8 +40,7 @@ _KNOWN: list[tuple[str, Diagnosis]] = [
     ),
     (
         r"(larger than the maximum number of tokens that can be stored in KV cache"
-        r"|KV cache is needed, which is larger than the available KV cache memory"
-        r"|max_model_len.*(is|are) (larger|greater) than)",
+        r"|KV cache is needed, which is larger than the available KV cache memory)",
         Diagnosis(
             "The KV cache cannot hold --max-model-len tokens",
             "Lower the context length (for example "

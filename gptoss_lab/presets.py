@@ -149,3 +149,12 @@ def select(model: str, gpu_name: str | None = None, gpu_memory_gib: float = 0.0,
         f"{model} needs about {need} GB of GPU memory; this machine has {gpu_count} x "
         f"{gpu_memory_gib:.0f} GB ({gpu_name}). {hint}, or move to a GPU with more memory."
     )
+
+
+def for_machine(model: str) -> Preset:
+    """Return :func:`select` for ``model`` on the GPUs of this machine."""
+    from gptoss_lab import hardware
+
+    gpus = hardware.gpus()
+    first = gpus[0] if gpus else None
+    return select(model, first.name if first else None, first.memory_gib if first else 0.0, len(gpus))

@@ -421,7 +421,7 @@ def serve(
     """
     import secrets
 
-    from gptoss_lab import hardware, presets
+    from gptoss_lab import presets
     from gptoss_lab.config import settings
 
     global _CURRENT
@@ -439,10 +439,7 @@ def serve(
         print(f"Binding to {host} exposes the server: generated API key {key[:4]}...{key[-2:]} "
               "(read it from `server.api_key`).", file=sys.stderr)
     name = resolve_model(model or cfg.model)
-    gpus = hardware.gpus()
-    preset = presets.select(
-        name, gpus[0].name if gpus else None, gpus[0].memory_gib if gpus else 0.0, len(gpus)
-    )
+    preset = presets.for_machine(name)
     if name == "nano":
         from gptoss_lab import nano
 
