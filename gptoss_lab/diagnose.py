@@ -59,17 +59,6 @@ _KNOWN: list[tuple[str, Diagnosis]] = [
         ),
     ),
     (
-        r"(Repository Not Found|Repo id must be in the form|is not a local folder and is not a valid model identifier"
-        r"|does not appear to have a file named config\.json|No such file or directory.*config\.json"
-        r"|Invalid repository ID or local directory)",
-        Diagnosis(
-            "The model was not found",
-            "The model name is neither a local checkpoint folder nor a Hugging Face repo vLLM "
-            "could read. Check the spelling (`openai/gpt-oss-20b`, `openai/gpt-oss-120b`), or "
-            "point `GPTOSS_LAB_MODEL` at a folder holding config.json and the weights.",
-        ),
-    ),
-    (
         r"(We couldn't connect to 'https://huggingface\.co'|ConnectionError|Max retries exceeded"
         r"|Temporary failure in name resolution|LocalEntryNotFoundError)",
         Diagnosis(
@@ -78,6 +67,17 @@ _KNOWN: list[tuple[str, Diagnosis]] = [
             "them on a connected machine (`hf download openai/gpt-oss-20b`) and copy the folder "
             "here, then set `GPTOSS_LAB_MODEL` to that folder; or use gpt-oss-nano "
             "(`GPTOSS_LAB_MODEL=nano`).",
+        ),
+    ),
+    (
+        r"(Repository Not Found|Repo id must be in the form|is not a local folder and is not a valid model identifier"
+        r"|does not appear to have a file named config\.json|No such file or directory.*config\.json"
+        r"|Invalid repository ID or local directory)",
+        Diagnosis(
+            "The model was not found",
+            "The model name is neither a local checkpoint folder nor a Hugging Face repo vLLM "
+            "could read. Check the spelling (`openai/gpt-oss-20b`, `openai/gpt-oss-120b`), or "
+            "point `GPTOSS_LAB_MODEL` at a folder holding config.json and the weights.",
         ),
     ),
     (

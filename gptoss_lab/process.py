@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 _LIVE: dict[int, subprocess.Popen[bytes]] = {}
@@ -57,14 +58,25 @@ def spawn(
     return proc
 
 
-def group_alive(pgid: int) -> bool:
-    """Return True while any live (non-zombie) process of the group ``pgid`` exists."""
+def _signal_reaches(send: Callable[[int, int], None], target: int) -> bool:
     try:
-        os.killpg(pgid, 0)
+        send(target, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
+    return True
+
+
+def pid_alive(pid: int) -> bool:
+    """Return True while process ``pid`` exists."""
+    return _signal_reaches(os.kill, pid)
+
+
+def group_alive(pgid: int) -> bool:
+    """Return True while any live (non-zombie) process of the group ``pgid`` exists."""
+    if not _signal_reaches(os.killpg, pgid):
+        return False
     if Path("/proc").is_dir():
         return _others_alive(pgid)  # a zombie waiting to be reaped is not running
     return True

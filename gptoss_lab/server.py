@@ -313,16 +313,6 @@ def _records() -> list[dict[str, object]]:
     return out
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def orphans() -> list[dict[str, object]]:
     """Return lab-started servers still running whose starting process (a kernel) has died.
 
@@ -332,7 +322,7 @@ def orphans() -> list[dict[str, object]]:
     found = []
     for record in _records():
         pid, owner = int(record.get("pid") or 0), int(record.get("owner") or 0)
-        if pid and process.group_alive(pid) and owner and not _pid_alive(owner):
+        if pid and process.group_alive(pid) and owner and not process.pid_alive(owner):
             found.append(record)
         elif pid and not process.group_alive(pid):
             Path(str(record["pidfile"])).unlink(missing_ok=True)  # stale record
@@ -428,9 +418,20 @@ def serve(
     cfg = settings()
     if host is None and port is None:
         try:
-            return connect(cfg.url, api_key=api_key or cfg.api_key)
+            attached = connect(cfg.url, api_key=api_key or cfg.api_key)
         except ServerError:
             pass
+        else:
+            wanted = resolve_model(model or cfg.model)
+            expected = "gpt-oss-nano" if wanted == "nano" else wanted
+            if model and attached.model != expected:
+                print(
+                    f"Attached to the server already running at {attached.url}, which serves "
+                    f"{attached.model}, not {expected}. To serve {expected} too, start it on another "
+                    f"port (`lab.serve({model!r}, port=8001)`), or stop the running one first.",
+                    file=sys.stderr,
+                )
+            return attached
     host = host or cfg.host
     port = port or cfg.port
     key = api_key or cfg.api_key

@@ -174,3 +174,20 @@ def test_kv_cache_too_small_is_diagnosed(nano_dir: Path, tmp_path: Path) -> None
     assert "--max-model-len" in message and "VLLM_CPU_KVCACHE_SPACE" in message
     assert "vLLM said:" in message and "KV cache" in message.split("vLLM said:")[1]
     assert _vllm_processes() == before
+
+
+def test_no_network_for_the_download_is_diagnosed(tmp_path: Path) -> None:
+    """A Hugging Face model id with the Hub unreachable (a dead endpoint, so on any machine)."""
+    before = _vllm_processes()
+    server = VLLMServer(
+        "openai/gpt-oss-20b", port=process.free_port(), log_path=tmp_path / "vllm.log",
+        env={"HF_ENDPOINT": "http://127.0.0.1:9", "HF_HUB_ETAG_TIMEOUT": "2", "HF_HUB_DOWNLOAD_TIMEOUT": "2",
+             "HF_HOME": str(tmp_path / "hf")},
+    )
+    server.start()
+    with pytest.raises(ServerError) as err:
+        server.wait(timeout=600, progress=False)
+    message = str(err.value)
+    assert "No network to download the model" in message
+    assert "hf download openai/gpt-oss-20b" in message and "GPTOSS_LAB_MODEL=nano" in message
+    assert _vllm_processes() == before
