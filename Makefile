@@ -33,11 +33,11 @@ test-notebooks: setup nano
 	$(PYTEST) -v --nbmake --nbmake-timeout=$(NB_TIMEOUT) notebooks
 
 lint: setup
-	.venv/bin/ruff check gptoss_lab tests notebooks conftest.py
+	.venv/bin/ruff check gptoss_lab tests notebooks benchmarks conftest.py
 	$(PY) scripts/check_notebooks.py notebooks
 
 format: setup
-	.venv/bin/ruff check --fix gptoss_lab tests notebooks conftest.py
+	.venv/bin/ruff check --fix gptoss_lab tests notebooks benchmarks conftest.py
 	.venv/bin/nbstripout notebooks/*.ipynb 2>/dev/null || $(PY) scripts/check_notebooks.py --strip notebooks
 
 lab: setup

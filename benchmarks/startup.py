@@ -1,6 +1,6 @@
 """Benchmark: gpt-oss-nano build time and vLLM server start times on this machine.
 
-    .venv/bin/python benchmarks/startup.py            # build (cold) + cold/warm/eager starts + connect
+    .venv/bin/python benchmarks/startup.py            # build (cold), then server starts by flag set, connect
     .venv/bin/python benchmarks/startup.py --skip-build
 
 Prints one table and writes benchmarks/results/startup-<date>.json. The cold build
@@ -37,25 +37,27 @@ def build_cold() -> dict[str, float]:
     return {"total": round(total, 1), **phases}
 
 
-def start(extra: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
-    """Return (seconds to ready, seconds for connect()) for one nano server start."""
-    saved = {k: os.environ.get(k) for k in (env or {})}
-    os.environ.update(env or {})
+def start(flags: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
+    """Return (seconds to ready, ms for connect()) for one nano server started with ``flags``."""
+    from gptoss_lab import nano, presets
+    from gptoss_lab.server import VLLMServer
+
+    preset = presets.PRESETS["nano-cpu"]
+    server = VLLMServer(
+        str(nano.path()), args=[*flags, *presets.PARSER_FLAGS], port=process.free_port(),
+        env={**preset.env, **(env or {})},
+    )
+    t = time.monotonic()
+    server.start()
     try:
-        t = time.monotonic()
-        server = lab.serve("nano", port=process.free_port(), extra_args=extra, warmup=False)
+        server.wait(progress=False)
         ready = time.monotonic() - t
         os.environ["GPTOSS_LAB_BASE_URL"] = server.url
         t = time.monotonic()
         lab.connect()
         connect = time.monotonic() - t
-        server.stop()
     finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        server.stop()
         os.environ.pop("GPTOSS_LAB_BASE_URL", None)
     return round(ready, 1), round(connect * 1000, 1)
 
@@ -72,13 +74,21 @@ def main() -> None:
     if not args.skip_build:
         results["nano_build_s"] = build_cold()
         print(f"nano build (cold cache): {results['nano_build_s']}", flush=True)
+    from gptoss_lab.presets import NANO_ARGS, PRESETS
+
+    base = list(NANO_ARGS)
+    uni = ["--distributed-executor-backend", "uni"]
     with tempfile.TemporaryDirectory() as compile_cache:
-        results["ready_cold_s"], _ = start([], {"VLLM_CACHE_ROOT": compile_cache})
-    print(f"server ready, cold compile cache: {results['ready_cold_s']} s", flush=True)
-    results["ready_warm_s"], results["connect_ms"] = start([])
-    print(f"server ready, warm compile cache: {results['ready_warm_s']} s", flush=True)
-    results["ready_eager_s"], _ = start(["--enforce-eager"])
-    print(f"server ready, --enforce-eager: {results['ready_eager_s']} s", flush=True)
+        results["ready_compiled_cold_s"], _ = start(base, {"VLLM_CACHE_ROOT": compile_cache})
+    print(f"ready, vLLM defaults, cold compile cache: {results['ready_compiled_cold_s']} s", flush=True)
+    results["ready_compiled_warm_s"], _ = start(base)
+    print(f"ready, vLLM defaults, warm compile cache: {results['ready_compiled_warm_s']} s", flush=True)
+    results["ready_eager_s"], _ = start([*base, "--enforce-eager"])
+    print(f"ready, --enforce-eager: {results['ready_eager_s']} s", flush=True)
+    results["ready_uni_warm_s"], _ = start([*base, *uni])
+    print(f"ready, one process for engine and worker, warm cache: {results['ready_uni_warm_s']} s", flush=True)
+    results["ready_preset_s"], results["connect_ms"] = start(list(PRESETS["nano-cpu"].args))
+    print(f"ready, nano-cpu preset (uni + eager): {results['ready_preset_s']} s", flush=True)
     print(f"connect() to a running server: {results['connect_ms']} ms")
     out = Path(__file__).parent / "results" / f"startup-{dt.date.today()}.json"
     out.parent.mkdir(exist_ok=True)

@@ -72,6 +72,25 @@ class Report:
         console.print(f"[bold]Recommendation:[/bold] {self.recommendation}")
 
 
+# The oldest releases the lab's notebooks are known to work with, and what needs them.
+MINIMUMS: dict[str, tuple[str, str]] = {
+    "openai": ("1.99", "the Responses API with reasoning items (02_apis)"),
+    "openai-harmony": ("0.0.4", "the gpt-oss harmony encoding (05_harmony, vLLM's renderer)"),
+    "openai-agents": ("0.2", "the Agents SDK chapter (04_agents)"),
+    "litellm": ("1.70", "the LiteLLM model in 04_agents"),
+    "transformers": ("4.55", "the GptOss architecture (gpt-oss-nano's build)"),
+}
+
+
+def _older(version: str, minimum: str) -> bool:
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return Version(version) < Version(minimum)
+    except InvalidVersion:
+        return False
+
+
 def _version(dist: str) -> str | None:
     try:
         return metadata.version(dist)
@@ -123,9 +142,14 @@ def doctor() -> Report:
     except Exception as exc:  # VocabError: keep the doctor going
         add(Check("harmony vocab", "fail", "missing or wrong", str(exc)))
 
-    for dist in ("openai", "openai-harmony", "openai-agents", "litellm", "transformers"):
+    for dist, (minimum, why) in MINIMUMS.items():
         v = _version(dist)
-        add(Check(dist, "ok" if v else "info", v or "not installed"))
+        if v is None:
+            add(Check(dist, "info", "not installed", f"needed for {why}"))
+        elif _older(v, minimum):
+            add(Check(dist, "warn", v, f"{why} needs {dist}>={minimum}: uv pip install -U {dist}"))
+        else:
+            add(Check(dist, "ok", v))
 
     report.recommendation = recommend()
     return report

@@ -59,3 +59,4 @@ def test_every_preset_has_the_gpt_oss_parsers_and_a_source() -> None:
 
 def test_tensor_parallel_preset_adds_the_flag() -> None:
     assert "--tensor-parallel-size" in presets.PRESETS["120b-h100-tp2"].flags()
+
