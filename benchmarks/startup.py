@@ -88,7 +88,7 @@ def main() -> None:
     results["ready_uni_warm_s"], _ = start([*base, *uni])
     print(f"ready, one process for engine and worker, warm cache: {results['ready_uni_warm_s']} s", flush=True)
     results["ready_preset_s"], results["connect_ms"] = start(list(PRESETS["nano-cpu"].args))
-    print(f"ready, nano-cpu preset (uni + eager): {results['ready_preset_s']} s", flush=True)
+    print(f"ready, nano-cpu preset: {results['ready_preset_s']} s", flush=True)
     print(f"connect() to a running server: {results['connect_ms']} ms")
     out = Path(__file__).parent / "results" / f"startup-{dt.date.today()}.json"
     out.parent.mkdir(exist_ok=True)

@@ -78,6 +78,10 @@ def _lab(args: argparse.Namespace) -> int:
 
     from gptoss_lab.server import serve
 
+    def _terminate(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # run the finally below: the server stops with JupyterLab
+
+    signal.signal(signal.SIGTERM, _terminate)
     server = serve(args.model)
     token = os.environ.get("JUPYTER_TOKEN") or secrets.token_hex(16)
     env = {**os.environ, "GPTOSS_LAB_BASE_URL": server.url, "JUPYTER_TOKEN": token}
@@ -89,6 +93,8 @@ def _lab(args: argparse.Namespace) -> int:
         sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={args.jupyter_port}",
         "--ip=127.0.0.1", f"--notebook-dir={args.notebooks}",
     ]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        command.append("--allow-root")  # containers and cloud VMs often run as root
     try:
         return subprocess.call(command, env=env)
     except KeyboardInterrupt:

@@ -73,10 +73,10 @@ A100_120B = ("--async-scheduling", "--max-model-len", "32768", "--max-num-batche
 PRESETS: dict[str, Preset] = {
     p.name: p
     for p in (
-        # One worker in the engine process (no third process importing vLLM) and no
-        # torch.compile: benchmarks/startup.py measured about 69 s -> 45 s to ready on 2 cores.
-        _p("nano-cpu", "nano", "cpu",
-           (*NANO_ARGS, "--distributed-executor-backend", "uni", "--enforce-eager"),
+        # No torch.compile: benchmarks/startup.py measured 68.7 s -> 57.1 s to ready on 2 cores
+        # (warm compile cache vs eager). Running the worker inside the engine process
+        # (--distributed-executor-backend uni) saved nothing measurable (66.7 s).
+        _p("nano-cpu", "nano", "cpu", (*NANO_ARGS, "--enforce-eager"),
            env={**NANO_ENV, "VLLM_CPU_KVCACHE_SPACE": "1"},
            source="gptoss-lab, measured on 2 CPU cores (benchmarks/startup.py)"),
         *(

@@ -24,7 +24,7 @@ PHASES: list[tuple[str, str]] = [
     ("importing vLLM", r"version \d+\.\d+"),
     ("resolving the model", r"Resolved architecture|Initializing a V1 LLM engine|non-default args"),
     ("loading weights", r"Loading weights|Starting to load model"),
-    ("compiling (torch.compile)", r"torch\.compile|Compiling a graph|Dynamo bytecode"),
+    ("compiling (torch.compile)", r"torch\.compile takes|Compiling a graph|Dynamo bytecode"),
     ("allocating the KV cache", r"KV cache|GPU KV cache size|CPU KV cache"),
     ("capturing CUDA graphs", r"Capturing CUDA graph|Graph capturing"),
     ("starting the HTTP server", r"Starting vLLM (API )?server|Available routes"),
@@ -196,9 +196,11 @@ class VLLMServer:
             f.seek(offset)
             chunk = f.read().decode(errors="replace")
             offset = f.tell()
+        order = [name for name, _ in PHASES]
         for name, pattern in PHASES:
-            if re.search(pattern, chunk):
-                phase = name
+            ahead = phase not in order or order.index(name) > order.index(phase)
+            if ahead and re.search(pattern, chunk):
+                phase = name  # phases only move forward, whatever order the log lines come in
         return offset, phase
 
     def _fail(self, headline: str) -> None:
