@@ -4,7 +4,17 @@ Notebooks do ``import gptoss_lab as lab``. Importing the package is cheap: vLLM,
 torch and Jupyter are imported only by the functions that need them.
 """
 
-from gptoss_lab.client import async_client, base_url, client, model_name
+from gptoss_lab.client import (
+    Result,
+    ToolCallRequest,
+    async_client,
+    base_url,
+    chat,
+    client,
+    model_name,
+    reasoning_of,
+    respond,
+)
 from gptoss_lab.config import Settings, settings
 from gptoss_lab.doctor import Report, doctor, install_commands
 from gptoss_lab.errors import LabError, NanoBuildError, ServerError, VocabError
@@ -17,13 +27,16 @@ __all__ = [
     "LabError",
     "NanoBuildError",
     "Report",
+    "Result",
     "ServerError",
     "Settings",
+    "ToolCallRequest",
     "VLLMServer",
     "VocabError",
     "__version__",
     "async_client",
     "base_url",
+    "chat",
     "client",
     "connect",
     "current",
@@ -32,7 +45,9 @@ __all__ = [
     "install_commands",
     "model_name",
     "orphans",
+    "reasoning_of",
     "resolve_model",
+    "respond",
     "serve",
     "settings",
     "stop_port",

@@ -13,11 +13,6 @@ SCRIPT = script.load()
 pytestmark = pytest.mark.server
 
 
-def _reasoning(message: object) -> str | None:
-    # vLLM 0.32 names the field "reasoning"; older releases "reasoning_content".
-    return getattr(message, "reasoning", None) or getattr(message, "reasoning_content", None)
-
-
 @pytest.mark.parametrize("entry", SCRIPT.entries, ids=lambda e: e.id)
 def test_entry_round_trips(nano_server, entry: script.Entry) -> None:
     client = lab.client()
@@ -26,7 +21,7 @@ def test_entry_round_trips(nano_server, entry: script.Entry) -> None:
     if entry.api == "chat":
         result = client.chat.completions.create(model=model, **entry.request)
         message = result.choices[0].message
-        assert _reasoning(message) == reply.reasoning
+        assert lab.reasoning_of(message) == reply.reasoning
         if reply.final is not None:
             assert message.content == reply.final
             assert not message.tool_calls
@@ -59,7 +54,7 @@ def test_streaming_matches_the_script(nano_server) -> None:
             continue
         delta = chunk.choices[0].delta
         content.append(delta.content or "")
-        reasoning.append(_reasoning(delta) or "")
+        reasoning.append(lab.reasoning_of(delta) or "")
     assert "".join(content) == entry.reply.final
     assert "".join(reasoning) == entry.reply.reasoning
 

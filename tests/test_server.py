@@ -23,6 +23,16 @@ def _vllm_processes() -> list[str]:
     return [line for line in out.stdout.splitlines() if line.strip()]
 
 
+def _failed_start(server: VLLMServer, timeout: float = 600) -> str:
+    """Start ``server``, expect its start to fail, check nothing is left; return the message."""
+    before = _vllm_processes()
+    server.start()
+    with pytest.raises(ServerError) as err:
+        server.wait(timeout=timeout, progress=False)
+    assert _vllm_processes() == before, "a failed start must leave no vLLM process"
+    return str(err.value)
+
+
 def test_port_taken_by_another_program(tmp_path: Path) -> None:
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
@@ -51,17 +61,12 @@ def test_connect_to_nothing_says_how_to_start(monkeypatch) -> None:
 
 
 def test_bad_model_path_is_diagnosed_and_cleaned_up(tmp_path: Path) -> None:
-    before = _vllm_processes()
-    server = VLLMServer(str(tmp_path / "no-such-model"), port=process.free_port(),
-                        log_path=tmp_path / "vllm.log")
-    server.start()
-    with pytest.raises(ServerError) as err:
-        server.wait(timeout=300, progress=False)
-    message = str(err.value)
+    message = _failed_start(
+        VLLMServer(str(tmp_path / "no-such-model"), port=process.free_port(), log_path=tmp_path / "vllm.log")
+    )
     assert "exited with code" in message
     assert "The model was not found" in message and "GPTOSS_LAB_MODEL" in message
     assert "Last lines of" in message
-    assert _vllm_processes() == before
 
 
 def test_attach_reuses_the_running_server(nano_server, monkeypatch) -> None:
@@ -138,47 +143,36 @@ def test_orphan_is_found_and_stopped(tmp_path: Path, monkeypatch) -> None:
 
 
 def test_start_timeout_stops_everything(tmp_path: Path) -> None:
-    before = _vllm_processes()
-    server = VLLMServer("nano-does-not-matter", port=process.free_port(), log_path=tmp_path / "log")
-    server.start()
     started = time.monotonic()
-    with pytest.raises(ServerError) as err:
-        server.wait(timeout=3, progress=False)
+    message = _failed_start(
+        VLLMServer("nano-does-not-matter", port=process.free_port(), log_path=tmp_path / "log"), timeout=3
+    )
     assert time.monotonic() - started < 30
-    assert "not ready after 3 s" in str(err.value) and "GPTOSS_LAB_START_TIMEOUT" in str(err.value)
-    assert _vllm_processes() == before
+    assert "not ready after 3 s" in message and "GPTOSS_LAB_START_TIMEOUT" in message
 
 
 def test_kv_cache_too_small_is_diagnosed(nano_dir: Path, tmp_path: Path) -> None:
     """A context longer than the CPU KV cache can hold: vLLM exits, the lab says what to change."""
-    before = _vllm_processes()
-    server = VLLMServer(
-        str(nano_dir), args=["--max-model-len", "4000000"], port=process.free_port(),
-        env={"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_ALLOW_LONG_MAX_MODEL_LEN": "1"},
-        log_path=tmp_path / "vllm.log",
+    message = _failed_start(
+        VLLMServer(
+            str(nano_dir), args=["--max-model-len", "4000000"], port=process.free_port(),
+            env={"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_ALLOW_LONG_MAX_MODEL_LEN": "1"},
+            log_path=tmp_path / "vllm.log",
+        )
     )
-    server.start()
-    with pytest.raises(ServerError) as err:
-        server.wait(timeout=600, progress=False)
-    message = str(err.value)
     assert "The KV cache cannot hold --max-model-len tokens" in message
     assert "--max-model-len" in message and "VLLM_CPU_KVCACHE_SPACE" in message
     assert "vLLM said:" in message and "KV cache" in message.split("vLLM said:")[1]
-    assert _vllm_processes() == before
 
 
 def test_no_network_for_the_download_is_diagnosed(tmp_path: Path) -> None:
     """A Hugging Face model id with the Hub unreachable (a dead endpoint, so on any machine)."""
-    before = _vllm_processes()
-    server = VLLMServer(
-        "openai/gpt-oss-20b", port=process.free_port(), log_path=tmp_path / "vllm.log",
-        env={"HF_ENDPOINT": "http://127.0.0.1:9", "HF_HUB_ETAG_TIMEOUT": "2", "HF_HUB_DOWNLOAD_TIMEOUT": "2",
-             "HF_HOME": str(tmp_path / "hf")},
+    message = _failed_start(
+        VLLMServer(
+            "openai/gpt-oss-20b", port=process.free_port(), log_path=tmp_path / "vllm.log",
+            env={"HF_ENDPOINT": "http://127.0.0.1:9", "HF_HUB_ETAG_TIMEOUT": "2",
+                 "HF_HUB_DOWNLOAD_TIMEOUT": "2", "HF_HOME": str(tmp_path / "hf")},
+        )
     )
-    server.start()
-    with pytest.raises(ServerError) as err:
-        server.wait(timeout=600, progress=False)
-    message = str(err.value)
     assert "No network to download the model" in message
     assert "hf download openai/gpt-oss-20b" in message and "GPTOSS_LAB_MODEL=nano" in message
-    assert _vllm_processes() == before
