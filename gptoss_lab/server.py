@@ -92,6 +92,9 @@ class VLLMServer:
         status = vocab.ensure()
         self.log_path = self.log_path or log_dir() / f"vllm-{self.port}.log"
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        if self.log_path.exists() and self.log_path.stat().st_size:
+            # Keep the previous run's log (one generation) instead of truncating it.
+            self.log_path.replace(self.log_path.with_name(self.log_path.name + ".1"))
         self.log_path.write_text("")
         env = {**os.environ, **self.env, vocab.ENV: str(status.folder)}
         env.setdefault("PYTHONUNBUFFERED", "1")
