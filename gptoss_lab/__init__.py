@@ -20,6 +20,7 @@ from gptoss_lab.doctor import Report, doctor, install_commands
 from gptoss_lab.errors import LabError, NanoBuildError, ServerError, VocabError
 from gptoss_lab.hardware import has_gpu
 from gptoss_lab.server import VLLMServer, connect, current, orphans, resolve_model, serve, stop_port
+from gptoss_lab.tools import Tool, run_call, tool
 
 __version__ = "0.1.0"
 
@@ -30,6 +31,7 @@ __all__ = [
     "Result",
     "ServerError",
     "Settings",
+    "Tool",
     "ToolCallRequest",
     "VLLMServer",
     "VocabError",
@@ -48,7 +50,9 @@ __all__ = [
     "reasoning_of",
     "resolve_model",
     "respond",
+    "run_call",
     "serve",
     "settings",
     "stop_port",
+    "tool",
 ]

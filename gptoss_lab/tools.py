@@ -1,0 +1,165 @@
+"""Tools from plain Python functions: JSON schema via pydantic, calls that never crash.
+
+``@lab.tool`` turns a typed, documented function into a :class:`Tool` with the
+schema both APIs expect. :meth:`Tool.run` executes one call from the model's raw
+JSON arguments and always returns text for the model: a bad call (malformed
+JSON, wrong arguments, an exception, a timeout, an oversized result) becomes an
+error message the model can read and recover from. Taught in
+``notebooks/03_tools.ipynb``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import inspect
+import json
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+TRUNCATION_MARK = "\n[... truncated {n} characters]"
+
+
+def _arg_docs(doc: str) -> tuple[str, dict[str, str]]:
+    """Split a Google-style docstring into its summary and per-argument descriptions."""
+    summary = doc.strip().split("\n\n")[0].replace("\n", " ").strip()
+    args: dict[str, str] = {}
+    section = re.search(r"^\s*Args:\s*\n(.*?)(?:^\s*\w+:\s*$|\Z)", doc, re.S | re.M)
+    if section:
+        for match in re.finditer(r"^\s*(\w+)(?:\s*\([^)]*\))?:\s*(.+?)(?=^\s*\w+(?:\s*\([^)]*\))?:|\Z)",
+                                 section.group(1), re.S | re.M):
+            args[match.group(1)] = " ".join(match.group(2).split())
+    return summary, args
+
+
+@dataclass(frozen=True)
+class Tool:
+    """A function the model may call."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+    """JSON schema of the arguments object."""
+    fn: Callable[..., Any] = field(repr=False)
+    timeout: float = 30.0
+    """Seconds a call may take before it becomes an error result."""
+    max_result_chars: int = 4000
+    """Longer results are cut, with a marker saying how much was dropped."""
+
+    def chat_schema(self) -> dict[str, Any]:
+        """The entry for ``tools=[...]`` in Chat Completions."""
+        return {"type": "function", "function": {
+            "name": self.name, "description": self.description, "parameters": self.parameters}}
+
+    def responses_schema(self) -> dict[str, Any]:
+        """The entry for ``tools=[...]`` in the Responses API."""
+        return {"type": "function", "name": self.name, "description": self.description,
+                "parameters": self.parameters}
+
+    def run(self, arguments: str) -> str:
+        """Run one call from the model's JSON ``arguments``; return the result or an error text."""
+        try:
+            kwargs = self._parse(arguments)
+        except ValueError as exc:
+            return str(exc)
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+        future = pool.submit(self.fn, **kwargs)
+        try:
+            value = future.result(timeout=self.timeout)
+        except concurrent.futures.TimeoutError:
+            return f"error: {self.name} did not finish within {self.timeout:g} s; try a smaller request."
+        except Exception as exc:  # the model sees the failure, the notebook keeps running
+            return f"error: {self.name} raised {type(exc).__name__}: {exc}"
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+        return self._text(value)
+
+    async def arun(self, arguments: str) -> str:
+        """:meth:`run` without blocking the event loop (parallel calls run concurrently)."""
+        return await asyncio.to_thread(self.run, arguments)
+
+    def _parse(self, arguments: str) -> dict[str, Any]:
+        import pydantic
+
+        try:
+            data = json.loads(arguments or "{}")
+        except json.JSONDecodeError as exc:
+            raise ValueError(
+                f"error: the arguments for {self.name} are not valid JSON ({exc.msg} at position "
+                f"{exc.pos}): {arguments[:200]!r}. Call it again with a JSON object."
+            ) from None
+        if not isinstance(data, dict):
+            raise ValueError(f"error: the arguments for {self.name} must be a JSON object, not {data!r}.")
+        try:
+            validated = _model_for(self).model_validate(data)
+        except pydantic.ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'arguments'}: {e['msg']}"
+                                 for e in exc.errors())
+            raise ValueError(f"error: invalid arguments for {self.name}: {problems}.") from None
+        return {k: getattr(validated, k) for k in type(validated).model_fields}
+
+    def _text(self, value: Any) -> str:
+        text = value if isinstance(value, str) else json.dumps(value, default=str)
+        if len(text) > self.max_result_chars:
+            dropped = len(text) - self.max_result_chars
+            text = text[: self.max_result_chars] + TRUNCATION_MARK.format(n=dropped)
+        return text
+
+
+_MODELS: dict[int, Any] = {}
+
+
+def _model_for(t: Tool) -> Any:
+    key = id(t.fn)
+    if key not in _MODELS:
+        _MODELS[key] = _build_model(t.fn, t.name)[0]
+    return _MODELS[key]
+
+
+def _build_model(fn: Callable[..., Any], name: str) -> tuple[Any, dict[str, str]]:
+    import pydantic
+
+    _, docs = _arg_docs(inspect.getdoc(fn) or "")
+    hints = inspect.get_annotations(fn, eval_str=True)
+    fields: dict[str, Any] = {}
+    for param in inspect.signature(fn).parameters.values():
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            raise TypeError(f"tool {name}: *args and **kwargs cannot be described to the model")
+        annotation = hints.get(param.name, Any)
+        default = ... if param.default is inspect.Parameter.empty else param.default
+        fields[param.name] = (annotation, pydantic.Field(default, description=docs.get(param.name)))
+    model = pydantic.create_model(f"{name}_arguments", **fields)
+    return model, docs
+
+
+def tool(fn: Callable[..., Any] | None = None, *, name: str | None = None, timeout: float = 30.0,
+         max_result_chars: int = 4000) -> Any:
+    """Make a :class:`Tool` from a typed function; use as ``@lab.tool`` or ``@lab.tool(timeout=5)``.
+
+    The docstring's first paragraph becomes the description; its ``Args:`` section
+    describes each parameter; type hints become the JSON schema (via pydantic).
+    """
+    def make(f: Callable[..., Any]) -> Tool:
+        tool_name = name or f.__name__
+        model, _ = _build_model(f, tool_name)
+        schema = model.model_json_schema()
+        schema.pop("title", None)
+        for prop in schema.get("properties", {}).values():
+            prop.pop("title", None)
+        summary, _ = _arg_docs(inspect.getdoc(f) or "")
+        made = Tool(tool_name, summary or tool_name, schema, f, timeout, max_result_chars)
+        _MODELS[id(f)] = model
+        return made
+
+    return make(fn) if fn is not None else make
+
+
+def run_call(tools: Iterable[Tool], name: str, arguments: str) -> str:
+    """Run the call ``name(arguments)`` against ``tools``; an unknown name is an error result."""
+    by_name = {t.name: t for t in tools}
+    if name not in by_name:
+        known = ", ".join(sorted(by_name)) or "none"
+        return f"error: there is no tool named {name!r}; the available tools are: {known}."
+    return by_name[name].run(arguments)

@@ -1,0 +1,116 @@
+"""Tools from Python functions: schemas for both APIs, and every bad call as an error result."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Literal
+
+import pytest
+
+import gptoss_lab as lab
+
+
+@lab.tool
+def get_weather(city: str, units: Literal["celsius", "fahrenheit"] = "celsius") -> dict:
+    """Get the current weather in a city.
+
+    Args:
+        city: City name, e.g. "Tokyo".
+        units: Temperature units.
+    """
+    if city == "Atlantis":
+        raise ValueError("no such city")
+    return {"city": city, "temperature": 21 if units == "celsius" else 70, "units": units}
+
+
+@lab.tool(timeout=0.5)
+def slow(seconds: float) -> str:
+    """Sleep, then answer."""
+    time.sleep(seconds)
+    return "done"
+
+
+@lab.tool(max_result_chars=50)
+def big(n: int) -> str:
+    """Return n characters."""
+    return "x" * n
+
+
+def test_schema_comes_from_hints_and_docstring() -> None:
+    params = get_weather.parameters
+    assert get_weather.name == "get_weather"
+    assert get_weather.description == "Get the current weather in a city."
+    assert params["required"] == ["city"]
+    assert params["properties"]["city"] == {"type": "string", "description": 'City name, e.g. "Tokyo".'}
+    assert params["properties"]["units"]["enum"] == ["celsius", "fahrenheit"]
+    assert params["properties"]["units"]["default"] == "celsius"
+
+
+def test_schemas_for_both_apis() -> None:
+    chat = get_weather.chat_schema()
+    assert chat["type"] == "function" and chat["function"]["name"] == "get_weather"
+    responses = get_weather.responses_schema()
+    assert responses["name"] == "get_weather" and responses["parameters"] == get_weather.parameters
+
+
+def test_a_good_call_returns_json_text() -> None:
+    result = json.loads(get_weather.run('{"city": "Tokyo"}'))
+    assert result == {"city": "Tokyo", "temperature": 21, "units": "celsius"}
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        ('{"city": "Tokyo"', "are not valid JSON"),
+        ('["Tokyo"]', "must be a JSON object"),
+        ("{}", "invalid arguments for get_weather: city: Field required"),
+        ('{"city": "Paris", "units": "kelvin"}', "invalid arguments for get_weather: units"),
+        ('{"city": "Atlantis"}', "get_weather raised ValueError: no such city"),
+    ],
+)
+def test_bad_calls_become_error_results(arguments: str, expected: str) -> None:
+    result = get_weather.run(arguments)
+    assert result.startswith("error: ") and expected in result
+
+
+def test_a_slow_call_times_out_as_an_error_result() -> None:
+    started = time.monotonic()
+    assert slow.run('{"seconds": 5}') == "error: slow did not finish within 0.5 s; try a smaller request."
+    assert time.monotonic() - started < 2
+
+
+def test_an_oversized_result_is_truncated_with_a_marker() -> None:
+    result = big.run('{"n": 120}')
+    assert result == "x" * 50 + "\n[... truncated 70 characters]"
+
+
+def test_an_unknown_tool_is_an_error_result() -> None:
+    result = lab.run_call([get_weather, slow], "get_time", "{}")
+    assert result == "error: there is no tool named 'get_time'; the available tools are: get_weather, slow."
+
+
+def test_var_args_are_refused_when_the_tool_is_made() -> None:
+    with pytest.raises(TypeError, match=r"\*args and \*\*kwargs"):
+        lab.tool(lambda *args: None)
+
+
+async def _parallel() -> float:
+    import asyncio
+
+    @lab.tool
+    def nap(seconds: float) -> str:
+        """Sleep."""
+        time.sleep(seconds)
+        return "ok"
+
+    started = time.monotonic()
+    results = await asyncio.gather(*(nap.arun('{"seconds": 1}') for _ in range(4)))
+    assert results == ["ok"] * 4
+    return time.monotonic() - started
+
+
+def test_parallel_calls_run_concurrently() -> None:
+    import asyncio
+
+    assert asyncio.run(_parallel()) < 2.5, "4 calls of 1 s each should take about 1 s, not 4"
