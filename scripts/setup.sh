@@ -61,12 +61,13 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 
 say "installing gptoss-lab[$FLAVOUR,$EXTRAS] into $VENV"
-VIRTUAL_ENV="$VENV" "${UV[@]}" pip install "${args[@]}" -e ".[$FLAVOUR,$EXTRAS]"
+# --python, not VIRTUAL_ENV: `python3 -m uv pip` otherwise targets the Python that ran uv.
+"${UV[@]}" pip install --python "$VENV/bin/python" "${args[@]}" -e ".[$FLAVOUR,$EXTRAS]"
 
 if [ "$FLAVOUR" = cpu ]; then
   # PyPI's torchvision/torchaudio/torchcodec are CUDA builds that break imports beside
   # the +cpu torch ("operator torchvision::nms does not exist"); vLLM runs without them.
-  VIRTUAL_ENV="$VENV" "${UV[@]}" pip uninstall --quiet torchvision torchaudio torchcodec 2>/dev/null || true
+  "${UV[@]}" pip uninstall --python "$VENV/bin/python" --quiet torchvision torchaudio torchcodec 2>/dev/null || true
 fi
 
 "$VENV/bin/python" -c "import gptoss_lab, vllm, openai_harmony" \
