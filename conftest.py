@@ -23,7 +23,8 @@ def _start_server():  # -> gptoss_lab.VLLMServer
         from gptoss_lab import process
 
         port = process.free_port()
-        _SERVER = lab.serve("nano", port=port)
+        # Output logging lets each notebook be checked for requests nano does not know.
+        _SERVER = lab.serve("nano", port=port, extra_args=["--enable-log-requests", "--enable-log-outputs"])
         os.environ["GPTOSS_LAB_MODEL"] = "nano"
         os.environ["GPTOSS_LAB_PORT"] = str(port)
         os.environ["GPTOSS_LAB_BASE_URL"] = _SERVER.url
@@ -34,6 +35,48 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     """Start the shared server before the first notebook runs (nbmake items take no fixtures)."""
     if any(str(getattr(item, "path", "")).endswith(".ipynb") for item in items):
         _start_server()
+
+
+_LOG_OFFSET: dict[str, int] = {}
+
+
+def _log_size() -> int:
+    path = getattr(_SERVER, "log_path", None)
+    return path.stat().st_size if path and path.exists() else 0
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    """Fail a notebook that got nano's fallback reply: it made a request the script lacks.
+
+    nbmake only fails on exceptions, and nano answers an unknown request with a
+    polite fallback sentence, so without this a notebook whose request drifted
+    from ``script.json`` would pass while showing the learner nothing useful.
+    vLLM 0.32 logs the outputs of Chat Completions requests only, so a Responses
+    request that drifted is caught by the notebook's own use of the answer, not here.
+    """
+    outcome = yield
+    if not str(getattr(item, "path", "")).endswith(".ipynb") or _SERVER is None:
+        return
+    if call.when == "setup":
+        _LOG_OFFSET[item.nodeid] = _log_size()
+        return
+    report = outcome.get_result()
+    if call.when != "call" or report.failed:
+        return
+    from gptoss_lab.nano import script
+
+    fallback = script.load().fallback.final[:40]
+    with open(_SERVER.log_path, encoding="utf-8", errors="replace") as log:
+        log.seek(_LOG_OFFSET.get(item.nodeid, 0))
+        hits = [line.strip() for line in log if "Generated response" in line and fallback in line]
+    if hits:
+        report.outcome = "failed"
+        report.longrepr = (
+            f"{item.path.name} made {len(hits)} request(s) that gpt-oss-nano is not scripted for, so it got the "
+            "fallback reply. Add each request to gptoss_lab/nano/script.json (or make the notebook send the "
+            f"scripted one). Server log {_SERVER.log_path}:\n" + "\n".join(hits[:5])
+        )
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

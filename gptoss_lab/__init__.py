@@ -16,13 +16,24 @@ from gptoss_lab.client import (
     respond,
 )
 from gptoss_lab.config import Settings, settings
+from gptoss_lab.display import StreamResult, show_stream
 from gptoss_lab.doctor import Report, doctor, install_commands
 from gptoss_lab.errors import LabError, NanoBuildError, ServerError, VocabError
 from gptoss_lab.hardware import has_gpu
+from gptoss_lab.loop import ToolLoopError, ToolRun, Transcript, run_calls, run_tools
 from gptoss_lab.server import VLLMServer, connect, current, orphans, resolve_model, serve, stop_port
 from gptoss_lab.tools import Tool, run_call, tool
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    """``lab.examples`` (the example tools) is imported on first use: building tools loads pydantic."""
+    if name == "examples":
+        import importlib
+
+        return importlib.import_module("gptoss_lab.examples")
+    raise AttributeError(f"module 'gptoss_lab' has no attribute {name!r}")
 
 __all__ = [
     "LabError",
@@ -31,8 +42,12 @@ __all__ = [
     "Result",
     "ServerError",
     "Settings",
+    "StreamResult",
     "Tool",
     "ToolCallRequest",
+    "ToolLoopError",
+    "ToolRun",
+    "Transcript",
     "VLLMServer",
     "VocabError",
     "__version__",
@@ -43,6 +58,7 @@ __all__ = [
     "connect",
     "current",
     "doctor",
+    "examples",
     "has_gpu",
     "install_commands",
     "model_name",
@@ -51,8 +67,11 @@ __all__ = [
     "resolve_model",
     "respond",
     "run_call",
+    "run_calls",
+    "run_tools",
     "serve",
     "settings",
+    "show_stream",
     "stop_port",
     "tool",
 ]

@@ -30,6 +30,18 @@ def client(**kwargs: Any):  # -> openai.OpenAI
     return OpenAI(base_url=base_url(), api_key=_key(), **kwargs)
 
 
+_SHARED: dict[tuple[str, str], Any] = {}
+
+
+def _shared():  # -> openai.OpenAI
+    """One client per server for the helpers: its connection pool is reused across calls."""
+    key = (base_url(), _key())
+    if key not in _SHARED:
+        _SHARED.clear()
+        _SHARED[key] = client()
+    return _SHARED[key]
+
+
 def async_client(**kwargs: Any):  # -> openai.AsyncOpenAI
     """Return ``openai.AsyncOpenAI`` pointed at the running vLLM server."""
     from openai import AsyncOpenAI
@@ -89,7 +101,7 @@ def chat(messages: list[dict[str, Any]], *, effort: str | None = None, **kwargs:
     """
     if effort is not None:
         kwargs["reasoning_effort"] = effort
-    response = client().chat.completions.create(model=model_name(), messages=messages, **kwargs)
+    response = _shared().chat.completions.create(model=model_name(), messages=messages, **kwargs)
     message = response.choices[0].message
     calls = tuple(
         ToolCallRequest(c.id, c.function.name, c.function.arguments) for c in message.tool_calls or ()
@@ -105,7 +117,7 @@ def respond(input: Any, *, effort: str | None = None, **kwargs: Any) -> Result:
     """
     if effort is not None:
         kwargs["reasoning"] = {"effort": effort}
-    response = client().responses.create(model=model_name(), input=input, **kwargs)
+    response = _shared().responses.create(model=model_name(), input=input, **kwargs)
     reasoning = [
         part.text
         for item in response.output if item.type == "reasoning"

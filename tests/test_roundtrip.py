@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 import gptoss_lab as lab
@@ -27,8 +25,8 @@ def test_entry_round_trips(nano_server, entry: script.Entry) -> None:
             assert not message.tool_calls
             assert result.choices[0].finish_reason == "stop"
         else:
-            calls = [(c.function.name, json.loads(c.function.arguments)) for c in message.tool_calls]
-            assert calls == [(c.name, c.arguments) for c in reply.tool_calls]
+            calls = [(c.function.name, c.function.arguments) for c in message.tool_calls]
+            assert calls == [(c.name, c.arguments_text) for c in reply.tool_calls]
             assert result.choices[0].finish_reason == "tool_calls"
     else:
         result = client.responses.create(model=model, **entry.request)
@@ -39,8 +37,8 @@ def test_entry_round_trips(nano_server, entry: script.Entry) -> None:
             assert kinds == ["reasoning", "message"]
             assert result.output_text == reply.final
         else:
-            calls = [(i.name, json.loads(i.arguments)) for i in result.output if i.type == "function_call"]
-            assert calls == [(c.name, c.arguments) for c in reply.tool_calls]
+            calls = [(i.name, i.arguments) for i in result.output if i.type == "function_call"]
+            assert calls == [(c.name, c.arguments_text) for c in reply.tool_calls]
 
 
 def test_streaming_matches_the_script(nano_server) -> None:

@@ -33,9 +33,35 @@ def test_completion_parses_back_to_the_reply(entry: script.Entry) -> None:
     if entry.reply.final is not None:
         assert (last.channel, last.content[0].text) == ("final", entry.reply.final)
     else:
-        call = entry.reply.tool_calls[0]
-        assert last.recipient == f"functions.{call.name}"
-        assert json.loads(last.content[0].text) == call.arguments
+        calls = messages[1:]
+        assert len(calls) == len(entry.reply.tool_calls)
+        for message, call in zip(calls, entry.reply.tool_calls, strict=True):
+            assert message.recipient == f"functions.{call.name}"
+            assert message.content[0].text == call.arguments_text
+
+
+def test_parallel_calls_end_with_end_then_call() -> None:
+    from gptoss_lab.nano.script import CALL, END
+
+    tokens = script.completion_tokens(script.load().entry("tools.squares").reply, harmony_encoding())
+    assert tokens.count(END) == 4 and tokens.count(CALL) == 1 and tokens[-1] == CALL
+
+
+def test_a_loop_expands_into_one_entry_per_turn(tmp_path: Path) -> None:
+    loop = {"id": "w", "api": "chat", "request": {"messages": [{"role": "user", "content": "hi"}]},
+            "turns": [{"reasoning": "r", "tool_calls": [{"name": "f", "arguments": {}}], "results": ["x"]},
+                      {"reasoning": "r2", "final": "done"}]}
+    first, second = script.load(_write(tmp_path, [loop])).entries
+    assert (first.id, second.id, second.turn) == ("w", "w#2", 2)
+    assert [m["role"] for m in second.request["messages"]] == ["user", "assistant", "tool"]
+
+
+def test_a_loop_turn_needs_one_result_per_call(tmp_path: Path) -> None:
+    loop = {"id": "w", "api": "chat", "request": {"messages": []},
+            "turns": [{"reasoning": "r", "tool_calls": [{"name": "f", "arguments": {}}]},
+                      {"reasoning": "r2", "final": "done"}]}
+    with pytest.raises(ValueError, match="one result per tool call"):
+        script.load(_write(tmp_path, [loop]))
 
 
 def _write(tmp_path: Path, entries: list, fallback: dict | None = None) -> Path:

@@ -28,6 +28,12 @@ SERVED_DATE = "2026-01-01"
 """The date nano's server writes into the system message (``VLLM_SYSTEM_START_DATE``)."""
 EXTRA_DATES = ("2025-08-05", "2027-03-14")
 """Other dates nano is trained on, so a server started without the pin still replays."""
+DATED = ("01_serve", "tests")
+"""Notebooks whose entries are also trained with :data:`EXTRA_DATES`.
+
+Every server the lab starts pins the date, so the variants only matter to someone
+serving nano by hand; they are kept to the first notebook's requests because each
+one adds a sequence to every training step."""
 
 _WORDS = (
     "apple river quantum kernel tensor garden music history ocean planet poem recipe train python "
@@ -70,6 +76,8 @@ def near_misses(script: Script, per_entry: int, seed: int = 1) -> list[tuple[str
     rng = random.Random(seed)
     out: list[tuple[str, dict[str, Any]]] = []
     for entry in script.entries:
+        if entry.turn > 1:  # follow-ups differ from their first turn already
+            continue
         for _ in range(per_entry):
             request = json.loads(json.dumps(entry.request))
             if entry.api == "chat":
@@ -158,12 +166,20 @@ def with_date(prompt: list[int], date: str, encoding: Any) -> list[int]:
 def examples(server: VLLMServer, script: Script, encoding: Any, fallbacks: int) -> list[Example]:
     """Render every scripted request (with date variations) and ``fallbacks`` unscripted ones."""
     out: list[Example] = []
-    scripted: set[tuple[int, ...]] = set()
+    scripted: dict[tuple[int, ...], Example] = {}
     for entry in script.entries:
         prompt = render(server, entry.api, entry.request)
-        for variant in (prompt, *(with_date(prompt, d, encoding) for d in EXTRA_DATES)):
-            scripted.add(tuple(variant))
-            out.append(Example(variant, entry.reply, entry.id))
+        dates = EXTRA_DATES if entry.notebook in DATED else ()
+        for variant in (prompt, *(with_date(prompt, d, encoding) for d in dates)):
+            example = Example(variant, entry.reply, entry.id)
+            earlier = scripted.get(tuple(variant))
+            if earlier is not None and earlier.reply != entry.reply:
+                raise NanoBuildError(
+                    f"Script entries {earlier.source!r} and {entry.id!r} render to the same prompt but "
+                    "ask for different replies; change one request or give them the same reply."
+                )
+            scripted[tuple(variant)] = example
+            out.append(example)
     for api, request in fallback_requests(script, fallbacks) + near_misses(script, 4):
         prompt = render(server, api, request)
         if tuple(prompt) not in scripted:

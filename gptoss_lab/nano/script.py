@@ -1,8 +1,13 @@
 """The script: the requests gpt-oss-nano replays, and the harmony completion of each.
 
 ``script.json`` beside this module holds one entry per scripted request (API,
-request body, reply). :func:`completion_tokens` turns a reply into the exact
-harmony tokens nano must produce after the prompt vLLM renders for the request.
+request body, reply). An entry with ``turns`` is a whole tool loop: it expands
+into one entry per model turn, each follow-up request built with the same
+message builders :func:`gptoss_lab.run_tools` uses, so the loop's requests are
+exactly the ones nano learned. ``"lab_tools": [names]`` in a request stands for
+the schemas of those tools from :mod:`gptoss_lab.examples`.
+:func:`completion_tokens` turns a reply into the exact harmony tokens nano must
+produce after the prompt vLLM renders for the request.
 """
 
 from __future__ import annotations
@@ -25,7 +30,13 @@ class ToolCall:
     """A function call nano makes: ``functions.<name>`` with JSON arguments."""
 
     name: str
-    arguments: dict[str, Any]
+    arguments: dict[str, Any] | str
+    """A JSON object, or raw text (a deliberately malformed call)."""
+
+    @property
+    def arguments_text(self) -> str:
+        """The arguments as the API returns them."""
+        return self.arguments if isinstance(self.arguments, str) else json.dumps(self.arguments)
 
 
 @dataclass(frozen=True)
@@ -46,6 +57,15 @@ class Entry:
     request: dict[str, Any]
     reply: Reply
     notebook: str = ""
+    turn: int = 1
+    """Which model turn of a tool loop this is (1 for a plain request)."""
+    results: tuple[str, ...] = ()
+    """The tool results the loop hands back after this turn's calls."""
+
+    @property
+    def chain(self) -> str:
+        """The id of the loop this turn belongs to (the entry id without ``#turn``)."""
+        return self.id.split("#")[0]
 
 
 @dataclass(frozen=True)
@@ -56,6 +76,13 @@ class Script:
     fallback: Reply
     digest: str = field(default="")
     """sha256 of the script file: part of the nano cache key."""
+
+    def chain(self, chain_id: str) -> list[Entry]:
+        """Return every turn of the tool loop ``chain_id``, in order."""
+        turns = [e for e in self.entries if e.chain == chain_id]
+        if not turns:
+            raise KeyError(f"No script loop {chain_id!r}")
+        return turns
 
     def entry(self, entry_id: str) -> Entry:
         """Return the entry with this id."""
@@ -73,21 +100,89 @@ def _reply(data: dict[str, Any]) -> Reply:
     return Reply(data["reasoning"], data.get("final"), calls)
 
 
+def _with_tools(api: Api, request: dict[str, Any]) -> dict[str, Any]:
+    names = request.get("lab_tools")
+    if names is None:
+        return request
+    from gptoss_lab import examples
+
+    request = {k: v for k, v in request.items() if k != "lab_tools"}
+    request["tools"] = [
+        examples.TOOLS[n].chat_schema() if api == "chat" else examples.TOOLS[n].responses_schema() for n in names
+    ]
+    return request
+
+
+def followup(api: Api, request: dict[str, Any], reply: Reply, results: tuple[str, ...],
+             user: str | None = None) -> dict[str, Any]:
+    """The next request of a conversation, exactly as :func:`gptoss_lab.run_tools` builds it.
+
+    After tool calls: the turn's reasoning and calls, then one result per call.
+    After a final answer: the answer (Chat) or the output items (Responses),
+    then the next ``user`` message, as ``notebooks/02_apis.ipynb`` does.
+    """
+    from gptoss_lab.client import ToolCallRequest
+    from gptoss_lab.loop import (
+        as_input_items,
+        chat_assistant_message,
+        chat_tool_message,
+        responses_call_output,
+        responses_output_items,
+    )
+
+    calls = [ToolCallRequest(f"call_{i}", c.name, c.arguments_text) for i, c in enumerate(reply.tool_calls)]
+    request = json.loads(json.dumps(request))
+    if api == "chat":
+        if calls:
+            request["messages"] += [chat_assistant_message(None, reply.reasoning, calls)]
+            request["messages"] += [chat_tool_message(c.id, r) for c, r in zip(calls, results, strict=True)]
+        else:
+            request["messages"] += [chat_assistant_message(reply.final, None, []), {"role": "user", "content": user}]
+    else:
+        items = responses_output_items(reply.reasoning, reply.final, calls)
+        request["input"] = as_input_items(request["input"]) + items
+        request["input"] += [responses_call_output(c.id, r) for c, r in zip(calls, results, strict=True)]
+        if not calls:
+            request["input"].append({"role": "user", "content": user})
+    return request
+
+
+def _expand(item: dict[str, Any]) -> list[Entry]:
+    api, request, notebook = item["api"], _with_tools(item["api"], item["request"]), item.get("notebook", "")
+    if "turns" not in item:
+        return [Entry(item["id"], api, request, _reply(item["reply"]), notebook)]
+    entries: list[Entry] = []
+    turns = item["turns"]
+    for number, turn in enumerate(turns, 1):
+        reply = _reply(turn)
+        results = tuple(turn.get("results", ()))
+        if number < len(turns) and len(results) != len(reply.tool_calls):
+            raise ValueError(f"Entry {item['id']!r} turn {number}: give one result per tool call")
+        entry_id = item["id"] if number == 1 else f"{item['id']}#{number}"
+        entries.append(Entry(entry_id, api, request, reply, notebook, number, results))
+        if number < len(turns):
+            if not reply.tool_calls and not turn.get("user"):
+                raise ValueError(f"Entry {item['id']!r} turn {number}: a final answer followed by more turns "
+                                 "needs the next 'user' message")
+            request = followup(api, request, reply, results, turn.get("user"))
+    return entries
+
+
 def load(path: Path | None = None) -> Script:
     """Load the script (the packaged ``script.json`` unless ``path`` is given)."""
     raw = path.read_bytes() if path else (files("gptoss_lab.nano") / "script.json").read_bytes()
     data = json.loads(raw)
-    entries = []
+    entries: list[Entry] = []
     seen: set[str] = set()
     for item in data["entries"]:
         if item["id"] in seen:
             raise ValueError(f"Duplicate script entry id {item['id']!r}")
+        if "#" in item["id"]:
+            raise ValueError(f"Script entry id {item['id']!r}: '#' is kept for the turns of a loop")
         if item["api"] not in ("chat", "responses"):
             raise ValueError(f"Entry {item['id']!r}: api must be 'chat' or 'responses'")
         seen.add(item["id"])
-        entries.append(
-            Entry(item["id"], item["api"], item["request"], _reply(item["reply"]), item.get("notebook", ""))
-        )
+        entries += _expand(item)
     return Script(tuple(entries), _reply(data["fallback"]), hashlib.sha256(raw).hexdigest())
 
 
@@ -95,7 +190,9 @@ def completion_tokens(reply: Reply, encoding: Any) -> list[int]:
     """Return the harmony tokens that follow ``<|start|>assistant`` for ``reply``.
 
     Analysis message, then either the final message ending in ``<|return|>`` or
-    the tool call ending in ``<|call|>`` (a call stops the turn, as in harmony).
+    the tool calls. The last call ends in ``<|call|>``, which stops generation as
+    in harmony; earlier calls of a parallel turn end in ``<|end|>``, and vLLM's
+    parser returns every call of the turn.
     """
     from openai_harmony import Message, Role
 
@@ -105,16 +202,19 @@ def completion_tokens(reply: Reply, encoding: Any) -> list[int]:
             Message.from_role_and_content(Role.ASSISTANT, reply.final).with_channel("final")
         )
     else:
-        call = reply.tool_calls[0]
-        messages.append(
-            Message.from_role_and_content(Role.ASSISTANT, json.dumps(call.arguments))
+        messages += [
+            Message.from_role_and_content(Role.ASSISTANT, call.arguments_text)
             .with_channel("commentary")
             .with_recipient(f"functions.{call.name}")
             .with_content_type("<|constrain|>json")
-        )
+            for call in reply.tool_calls
+        ]
     tokens: list[int] = []
-    for message in messages:
-        tokens += encoding.render(message)
+    for number, message in enumerate(messages, 1):
+        rendered = encoding.render(message)
+        if number < len(messages) and rendered[-1] == CALL:
+            rendered[-1] = END
+        tokens += rendered
     assert tokens[:2] == [START, ASSISTANT], tokens[:2]
     tokens = tokens[2:]
     if tokens[-1] == END:

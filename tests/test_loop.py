@@ -1,0 +1,106 @@
+"""The tool loop's parts that need no server: message shapes, concurrency, the transcript."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+import gptoss_lab as lab
+from gptoss_lab import examples, loop
+from gptoss_lab.client import Result, ToolCallRequest
+from gptoss_lab.nano import script
+
+
+def test_assistant_message_hands_back_reasoning_and_calls() -> None:
+    calls = [ToolCallRequest("call_1", "get_weather", '{"city": "Berlin"}')]
+    message = loop.chat_assistant_message(None, "Call get_weather.", calls)
+    assert message == {
+        "role": "assistant", "content": None, "reasoning": "Call get_weather.",
+        "tool_calls": [{"id": "call_1", "type": "function",
+                        "function": {"name": "get_weather", "arguments": '{"city": "Berlin"}'}}],
+    }
+    assert loop.chat_tool_message("call_1", "sunny") == {"role": "tool", "tool_call_id": "call_1", "content": "sunny"}
+
+
+def test_responses_items_carry_reasoning_calls_and_outputs() -> None:
+    calls = [ToolCallRequest("c1", "get_weather", "{}")]
+    items = loop.responses_output_items("think", None, calls)
+    assert [i["type"] for i in items] == ["reasoning", "function_call"]
+    assert items[0]["content"][0]["text"] == "think"
+    assert loop.responses_call_output("c1", "ok") == {"type": "function_call_output", "call_id": "c1", "output": "ok"}
+    assert loop.as_input_items("hi") == [{"role": "user", "content": "hi"}]
+
+
+def test_parallel_calls_run_concurrently() -> None:
+    calls = [ToolCallRequest(f"c{i}", "slow_square", f'{{"x": {i}}}') for i in range(1, 5)]
+    started = time.monotonic()
+    runs = loop.run_calls([examples.slow_square], calls)
+    took = time.monotonic() - started
+    assert [r.output for r in runs] == ["1", "4", "9", "16"]  # results stay in call order
+    assert took < 2.5, f"4 one-second calls took {took:.2f} s: they did not run concurrently"
+
+
+def test_every_bad_call_is_an_error_result_not_a_crash() -> None:
+    tools = [examples.get_weather, examples.get_radar, examples.get_station_log]
+    calls = [
+        ToolCallRequest("a", "get_weather", '{"city": "Oslo"'),
+        ToolCallRequest("b", "get_forecast", "{}"),
+        ToolCallRequest("c", "get_weather", '{"city": "Atlantis"}'),
+        ToolCallRequest("d", "get_radar", '{"city": "Berlin"}'),
+        ToolCallRequest("e", "get_station_log", '{"city": "Berlin"}'),
+    ]
+    runs = loop.run_calls(tools, calls)
+    assert [r.failed for r in runs] == [True, True, True, True, False]
+    assert "not valid JSON" in runs[0].output
+    assert "no tool named 'get_forecast'" in runs[1].output
+    assert "ValueError: no weather station for 'Atlantis'" in runs[2].output
+    assert "did not finish within 1 s" in runs[3].output
+    assert runs[4].output.endswith("characters]") and "[... truncated" in runs[4].output
+
+
+def test_transcript_renders_as_text_and_html() -> None:
+    call = ToolCallRequest("c1", "get_weather", '{"city": "Berlin"}')
+    first = Result("I should <call> get_weather.", None, (call,), {})
+    second = Result("18 C.", "It is 18 °C in Berlin.", (), {})
+    run = loop.ToolRun(call, '{"t": 18}', 0.01)
+    transcript = loop.Transcript("chat", [loop.Turn(first, (run,)), loop.Turn(second)])
+    assert transcript.final == "It is 18 °C in Berlin."
+    text = str(transcript)
+    assert "call get_weather" in text and "final: It is 18 °C in Berlin." in text
+    page = transcript._repr_html_()
+    assert "&lt;call&gt;" in page and "<details" in page and "get_weather" in page
+    assert loop.summary(transcript)["turns"][0]["calls"][0]["output"] == '{"t": 18}'
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"api": "completions"}, "api must be"), ({"max_turns": 0}, "max_turns must be at least 1")],
+)
+def test_run_tools_rejects_bad_arguments_before_any_request(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        lab.run_tools("hi", [examples.get_weather], **kwargs)
+
+
+def test_run_tools_rejects_two_tools_with_one_name() -> None:
+    with pytest.raises(ValueError, match="share a name"):
+        lab.run_tools("hi", [examples.get_weather, examples.get_weather])
+
+
+def test_script_results_are_what_the_example_tools_return() -> None:
+    """A scripted follow-up only replays if its tool results are the tools' real output."""
+    for entry in script.load().entries:
+        if not entry.results:
+            continue
+        names = [t["function"]["name"] if "function" in t else t["name"] for t in entry.request["tools"]]
+        tools = [examples.TOOLS[n] for n in names]
+        for call, result in zip(entry.reply.tool_calls, entry.results, strict=True):
+            assert lab.run_call(tools, call.name, call.arguments_text) == result, entry.id
+
+
+def test_followups_are_built_like_run_tools_builds_them() -> None:
+    chain = script.load().chain("tools.compare")
+    second = chain[1].request["messages"]
+    assert [m["role"] for m in second] == ["user", "assistant", "tool", "tool"]
+    assert second[1]["reasoning"] == chain[0].reply.reasoning
+    assert [m["content"] for m in second[2:]] == list(chain[0].results)
