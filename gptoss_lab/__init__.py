@@ -27,12 +27,15 @@ from gptoss_lab.tools import Tool, run_call, tool
 __version__ = "0.1.0"
 
 
+_LAZY = ("agents", "examples", "harmony", "sampling")
+"""Modules imported on first use (``lab.harmony``, ...): they load pydantic, harmony, the Agents SDK or vLLM."""
+
+
 def __getattr__(name: str) -> object:
-    """``lab.examples`` (the example tools) is imported on first use: building tools loads pydantic."""
-    if name == "examples":
+    if name in _LAZY:
         import importlib
 
-        return importlib.import_module("gptoss_lab.examples")
+        return importlib.import_module(f"gptoss_lab.{name}")
     raise AttributeError(f"module 'gptoss_lab' has no attribute {name!r}")
 
 __all__ = [

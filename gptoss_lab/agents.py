@@ -53,10 +53,24 @@ def chat_model() -> Any:
     return OpenAIChatCompletionsModel(model=_server().model_id(), openai_client=async_client())
 
 
-def litellm_model() -> Any:
+def replay_reasoning(context: Any) -> bool:
+    """Hand gpt-oss's reasoning back on every tool turn (the Agents SDK hook for it).
+
+    Through LiteLLM, the SDK sees vLLM's ``reasoning`` as ``reasoning_content``
+    and by default replays that only to DeepSeek models, so gpt-oss would lose
+    its chain of thought between tool calls: exactly what the cookbook warns
+    against. With this hook the SDK sends it back as ``reasoning_content``,
+    which vLLM reads as ``reasoning``.
+    """
+    return True
+
+
+def litellm_model(*, replay: bool = True) -> Any:
     """``LitellmModel`` routed to the lab's server through LiteLLM's ``openai/`` provider.
 
-    LiteLLM would fetch its model price list from the internet at import;
+    ``replay=False`` gives the SDK's default, which drops the reasoning between
+    tool turns on this path (see :func:`replay_reasoning`). LiteLLM would fetch
+    its model price list from the internet at import;
     ``LITELLM_LOCAL_MODEL_COST_MAP=True`` makes it use its bundled copy.
     """
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -64,7 +78,8 @@ def litellm_model() -> Any:
 
     disable_tracing()
     server = _server()
-    return LitellmModel(model=f"openai/{server.model_id()}", base_url=server.url, api_key=server.api_key or "EMPTY")
+    return LitellmModel(model=f"openai/{server.model_id()}", base_url=server.url, api_key=server.api_key or "EMPTY",
+                        should_replay_reasoning_content=replay_reasoning if replay else None)
 
 
 MODELS: dict[str, Callable[[], Any]] = {"responses": responses_model, "chat": chat_model, "litellm": litellm_model}
@@ -89,6 +104,15 @@ class AgentRun:
     seconds: float
     error: str | None = None
     """``Type: message`` when the run raised instead of finishing."""
+
+
+def handed_back(result: Any, model_name: str, *, replay: bool) -> list[dict[str, Any]]:
+    """The Chat Completions messages the SDK would send after ``result``, with or without the replay hook."""
+    from agents.models.chatcmpl_converter import Converter
+
+    hook = replay_reasoning if replay else None
+    return list(Converter.items_to_messages(result.to_input_list(), model=model_name,
+                                            should_replay_reasoning_content=hook))
 
 
 def summarize(path: str, result: Any, seconds: float) -> AgentRun:

@@ -30,7 +30,7 @@ _KNOWN: list[tuple[str, Diagnosis]] = [
         ),
     ),
     (
-        r"error downloading or loading vocab file|TIKTOKEN_ENCODINGS_BASE is not set",
+        r"error downloading or loading vocab file|invalid tiktoken vocab file|TIKTOKEN_ENCODINGS_BASE is not set",
         Diagnosis(
             "The harmony vocabulary is missing",
             "openai-harmony could not load o200k_base.tiktoken. Run `gptoss-lab vocab` "

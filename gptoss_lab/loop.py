@@ -108,6 +108,8 @@ class Turn:
 
     result: Result
     runs: tuple[ToolRun, ...] = ()
+    tools_seconds: float = 0.0
+    """Wall time of this turn's tool calls, run side by side (compare the sum of ``run.seconds``)."""
 
 
 @dataclass
@@ -226,8 +228,9 @@ def run_tools(conversation: str | list[Any], tools: Sequence[Tool], *, api: Api 
         if number == max_turns:  # its calls are not run: no request could use their results
             transcript.turns.append(Turn(result))
             break
+        tools_started = time.monotonic()
         runs = run_calls(tools, result.tool_calls)
-        transcript.turns.append(Turn(result, tuple(runs)))
+        transcript.turns.append(Turn(result, tuple(runs), time.monotonic() - tools_started))
         if api == "chat":
             history.append(chat_assistant_message(result.final, result.reasoning, result.tool_calls))
             history += [chat_tool_message(run.call.id, run.output) for run in runs]

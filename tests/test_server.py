@@ -176,3 +176,28 @@ def test_no_network_for_the_download_is_diagnosed(tmp_path: Path) -> None:
     )
     assert "No network to download the model" in message
     assert "hf download openai/gpt-oss-20b" in message and "GPTOSS_LAB_MODEL=nano" in message
+
+
+def test_missing_vocabulary_is_diagnosed_at_the_first_request(nano_dir: Path, tmp_path: Path) -> None:
+    """vLLM loads the harmony vocabulary lazily: the start succeeds, the warm-up request fails and is explained."""
+    from gptoss_lab import presets
+
+    empty = tmp_path / "no-vocabulary"
+    empty.mkdir()
+    preset = presets.PRESETS["nano-cpu"]
+    server = VLLMServer(
+        str(nano_dir), args=preset.flags(), port=process.free_port(), log_path=tmp_path / "vllm.log",
+        env={**preset.env, "TIKTOKEN_ENCODINGS_BASE": str(empty)},
+    )
+    before = _vllm_processes()
+    server.start()
+    try:
+        server.wait(progress=False)
+        with pytest.raises(ServerError) as err:
+            server.warmup()
+    finally:
+        server.stop(grace=5.0)
+    assert _vllm_processes() == before, "a failed warm-up must leave no vLLM process"
+    message = str(err.value)
+    assert "first request failed" in message and "The harmony vocabulary is missing" in message
+    assert "gptoss-lab vocab" in message

@@ -85,7 +85,7 @@ def test_parallel_turn_runs_its_calls_concurrently(nano_server) -> None:
     transcript = lab.run_tools(_conversation(first), _tools(first))
     assert len(transcript.turns[0].runs) == 4
     assert sum(r.seconds for r in transcript.runs) > 3.5  # four one-second calls...
-    assert transcript.seconds < 3.5  # ...run side by side (model time on nano is well under a second)
+    assert transcript.turns[0].tools_seconds < 2.0  # ...run side by side
 
 
 def test_manual_cookbook_loop_matches_the_script(nano_server) -> None:

@@ -21,6 +21,7 @@ import httpx
 
 from gptoss_lab import process
 from gptoss_lab.errors import NanoBuildError
+from gptoss_lab.nano import script as nano_script
 from gptoss_lab.nano.script import Reply, Script
 from gptoss_lab.server import VLLMServer
 
@@ -76,7 +77,7 @@ def near_misses(script: Script, per_entry: int, seed: int = 1) -> list[tuple[str
     rng = random.Random(seed)
     out: list[tuple[str, dict[str, Any]]] = []
     for entry in script.entries:
-        if entry.turn > 1:  # follow-ups differ from their first turn already
+        if entry.turn > 1 or entry.api == "harmony":  # follow-ups differ from their first turn already
             continue
         for _ in range(per_entry):
             request = json.loads(json.dumps(entry.request))
@@ -168,7 +169,10 @@ def examples(server: VLLMServer, script: Script, encoding: Any, fallbacks: int) 
     out: list[Example] = []
     scripted: dict[tuple[int, ...], Example] = {}
     for entry in script.entries:
-        prompt = render(server, entry.api, entry.request)
+        if entry.api == "harmony":
+            prompt = nano_script.harmony_prompt(entry.request, encoding)
+        else:
+            prompt = render(server, entry.api, entry.request)
         dates = EXTRA_DATES if entry.notebook in DATED else ()
         for variant in (prompt, *(with_date(prompt, d, encoding) for d in dates)):
             example = Example(variant, entry.reply, entry.id)

@@ -19,7 +19,9 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any, Literal
 
-Api = Literal["chat", "responses"]
+Api = Literal["chat", "responses", "harmony"]
+APIS = ("chat", "responses", "harmony")
+"""``harmony``: a prompt rendered by openai-harmony itself, sampled with ``vllm.LLM``."""
 
 START, ASSISTANT = 200006, 173781  # "<|start|>", "assistant"
 END, RETURN, CALL = 200007, 200002, 200012  # "<|end|>", "<|return|>", "<|call|>"
@@ -132,6 +134,8 @@ def followup(api: Api, request: dict[str, Any], reply: Reply, results: tuple[str
 
     calls = [ToolCallRequest(f"call_{i}", c.name, c.arguments_text) for i, c in enumerate(reply.tool_calls)]
     request = json.loads(json.dumps(request))
+    if api == "harmony":
+        return {**request, "conversation": _harmony_followup(request["conversation"], reply, results, user)}
     if api == "chat":
         if calls:
             request["messages"] += [chat_assistant_message(None, reply.reasoning, calls)]
@@ -145,6 +149,39 @@ def followup(api: Api, request: dict[str, Any], reply: Reply, results: tuple[str
         if not calls:
             request["input"].append({"role": "user", "content": user})
     return request
+
+
+def _harmony_followup(conversation: dict[str, Any], reply: Reply, results: tuple[str, ...],
+                      user: str | None) -> dict[str, Any]:
+    """The next harmony conversation, as ``notebooks/05_harmony.ipynb`` builds it.
+
+    The completion is parsed back into messages (as the notebook does with the
+    sampled tokens) and appended, then one tool message per call, or the next
+    user message.
+    """
+    from openai_harmony import Author, Conversation, Message, Role
+
+    from gptoss_lab import harmony
+
+    enc = harmony.encoding()
+    before = Conversation.from_json(json.dumps(conversation))
+    parsed = enc.parse_messages_from_completion_tokens(completion_tokens(reply, enc), Role.ASSISTANT)
+    after = [
+        Message.from_author_and_content(Author.new(Role.TOOL, f"functions.{call.name}"), result)
+        .with_channel("commentary").with_recipient("assistant")
+        for call, result in zip(reply.tool_calls, results, strict=True)
+    ]
+    if not reply.tool_calls:
+        after = [Message.from_role_and_content(Role.USER, user or "")]
+    return json.loads(Conversation.from_messages([*before.messages, *parsed, *after]).to_json())
+
+
+def harmony_prompt(request: dict[str, Any], encoding: Any) -> list[int]:
+    """The token ids of a ``harmony`` entry's prompt (its conversation, rendered for the assistant)."""
+    from openai_harmony import Conversation, Role
+
+    conversation = Conversation.from_json(json.dumps(request["conversation"]))
+    return list(encoding.render_conversation_for_completion(conversation, Role.ASSISTANT))
 
 
 def _expand(item: dict[str, Any]) -> list[Entry]:
@@ -179,8 +216,8 @@ def load(path: Path | None = None) -> Script:
             raise ValueError(f"Duplicate script entry id {item['id']!r}")
         if "#" in item["id"]:
             raise ValueError(f"Script entry id {item['id']!r}: '#' is kept for the turns of a loop")
-        if item["api"] not in ("chat", "responses"):
-            raise ValueError(f"Entry {item['id']!r}: api must be 'chat' or 'responses'")
+        if item["api"] not in APIS:
+            raise ValueError(f"Entry {item['id']!r}: api must be one of {', '.join(APIS)}")
         seen.add(item["id"])
         entries += _expand(item)
     return Script(tuple(entries), _reply(data["fallback"]), hashlib.sha256(raw).hexdigest())

@@ -1,0 +1,71 @@
+"""Sample gpt-oss directly with ``vllm.LLM``: harmony token ids in, completion token ids out.
+
+No server and no chat template: the prompt is whatever harmony rendered, the
+engine stops on harmony's assistant-action stop tokens, and the completion
+tokens go back to harmony to be parsed. nano on CPU, the real model on a GPU.
+Taught in ``notebooks/05_harmony.ipynb``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+
+def engine(model: str | None = None, **kwargs: Any) -> Any:
+    """Start ``vllm.LLM`` in this process for ``model`` (default: ``GPTOSS_LAB_MODEL``).
+
+    ``nano`` gets small, eager settings that fit a CPU; other models get vLLM's
+    defaults. Extra keyword arguments go to ``vllm.LLM``. Starting takes about a
+    minute on 2 CPU cores (model load, KV cache); stop it with
+    :func:`shutdown` to give its memory back.
+    """
+    from gptoss_lab import harmony, vocab
+    from gptoss_lab.config import settings
+    from gptoss_lab.hardware import has_gpu
+    from gptoss_lab.server import resolve_model
+    from gptoss_lab.vllm_cli import patch_version_lookup
+
+    vocab.ensure()
+    harmony.encoding()
+    patch_version_lookup()
+    name = resolve_model(model or settings().model)
+    options: dict[str, Any] = {}
+    if name == "nano":
+        from gptoss_lab import nano
+
+        name = str(nano.path())
+        options = {"max_model_len": 4096, "enforce_eager": True}
+        if has_gpu():
+            options["gpu_memory_utilization"] = 0.3
+        else:
+            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+    from vllm import LLM
+
+    return LLM(model=name, **{**options, **kwargs})
+
+
+def sample(llm: Any, prompts: Sequence[Sequence[int]], *, max_tokens: int = 512, temperature: float = 0.0,
+           **params: Any) -> list[list[int]]:
+    """Generate a completion for each harmony-rendered prompt in one batch; return the completion ids.
+
+    Generation stops on ``<|return|>`` or ``<|call|>``, which stay in the output
+    so harmony can parse the last message.
+    """
+    from vllm import SamplingParams
+    from vllm.inputs import TokensPrompt
+
+    from gptoss_lab import harmony
+
+    sampling = SamplingParams(max_tokens=max_tokens, temperature=temperature,
+                              stop_token_ids=harmony.stop_tokens(), skip_special_tokens=False, **params)
+    outputs = llm.generate([TokensPrompt(prompt_token_ids=list(p)) for p in prompts], sampling, use_tqdm=False)
+    return [list(out.outputs[0].token_ids) for out in outputs]
+
+
+def shutdown(llm: Any) -> None:
+    """Stop the engine's processes and free its memory."""
+    engine_core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
+    if engine_core is not None and hasattr(engine_core, "shutdown"):
+        engine_core.shutdown()
