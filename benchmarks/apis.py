@@ -139,6 +139,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=200, help="latency calls per variant (default 200)")
     parser.add_argument("--streams", type=int, default=10, help="streams per variant (default 10)")
+    parser.add_argument("--only", choices=("latency", "stream", "parallel"), help="run one measurement")
     args = parser.parse_args()
     from gptoss_lab import process
 
@@ -146,23 +147,30 @@ def main() -> None:
     server = lab.serve("nano") if attach else lab.serve("nano", port=process.free_port())
     os.environ["GPTOSS_LAB_BASE_URL"] = server.url  # the kernel below attaches to it
     try:
-        results = {
-            "date": dt.date.today().isoformat(), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-            "latency": latency(args.calls), "stream": stream_rate(args.streams), "parallel": parallel_loop(),
-        }
+        wanted = [args.only] if args.only else ["latency", "stream", "parallel"]
+        measure = {"latency": lambda: latency(args.calls), "stream": lambda: stream_rate(args.streams),
+                   "parallel": parallel_loop}
+        results = {"date": dt.date.today().isoformat(), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+                   **{name: measure[name]() for name in wanted}}
     finally:
         if not server.attached:
             server.stop()
-    lat, stream, par = results["latency"], results["stream"], results["parallel"]
-    print(f"helpers vs raw SDK ({lat['calls_each']} calls each): median {lat['helper_median_ms']} ms vs "
-          f"{lat['raw_median_ms']} ms, ratio {lat['ratio']} (target <= 1.02)")
-    print(f"stream renderer vs plain iteration ({stream['streams_each']} streams each): "
-          f"{stream['rendered_tokens_per_s']} vs {stream['plain_tokens_per_s']} tokens/s, ratio {stream['ratio']} "
-          f"(target >= 0.98), {stream['display_messages_per_rendered_stream']} display messages per stream")
-    print(f"tool loop, one turn of {par['calls']} one-second calls: the calls took "
-          f"{par['parallel_turn_tools_wall_s']} s wall ({par['tool_time_sum_s']} s of tool time; one after another: "
-          f"{par['same_calls_one_after_another_s']} s); whole loop with its two model turns {par['loop_wall_s']} s")
-    out = Path(__file__).parent / "results" / f"apis-{results['date']}.json"
+    empty: dict = {}
+    lat, stream, par = (results.get(k, empty) for k in ("latency", "stream", "parallel"))
+    if lat:
+        print(f"helpers vs raw SDK ({lat['calls_each']} calls each): median {lat['helper_median_ms']} ms vs "
+              f"{lat['raw_median_ms']} ms, ratio {lat['ratio']} (target <= 1.02)")
+    if stream:
+        print(f"stream renderer vs plain iteration ({stream['streams_each']} streams each): "
+              f"{stream['rendered_tokens_per_s']} vs {stream['plain_tokens_per_s']} tokens/s, ratio {stream['ratio']} "
+              f"(target >= 0.98), {stream['display_messages_per_rendered_stream']} display messages per stream")
+    if par:
+        print(f"tool loop, one turn of {par['calls']} one-second calls: the calls took "
+              f"{par['parallel_turn_tools_wall_s']} s wall ({par['tool_time_sum_s']} s of tool time; one after "
+              f"another: {par['same_calls_one_after_another_s']} s); whole loop with its two model turns "
+              f"{par['loop_wall_s']} s")
+    suffix = f"-{args.only}" if args.only else ""
+    out = Path(__file__).parent / "results" / f"apis-{results['date']}{suffix}.json"
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"written {out}")
 

@@ -3,8 +3,8 @@
 ``lab.show_stream(stream)`` takes the iterator the SDK returns for
 ``stream=True`` (Chat Completions chunks or Responses events), shows it while
 it arrives and returns what it collected with usage and tokens/s. In Jupyter
-the view is one HTML output, redrawn at most every ``interval`` seconds so
-drawing never holds up the stream; elsewhere the text is printed as it comes.
+the view is one HTML output, redrawn at most every ``interval`` seconds
+(default 0.25) so drawing never holds up the stream; elsewhere the text is printed as it comes.
 Taught in ``notebooks/02_apis.ipynb``.
 """
 
@@ -164,7 +164,7 @@ def _in_jupyter() -> bool:
     return "ipykernel" in sys.modules
 
 
-def show_stream(stream: Iterable[Any], *, interval: float = 0.1, jupyter: bool | None = None,
+def show_stream(stream: Iterable[Any], *, interval: float = 0.25, jupyter: bool | None = None,
                 out: TextIO | None = None) -> StreamResult:
     """Show a ``stream=True`` response live and return what it delivered.
 
