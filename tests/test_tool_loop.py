@@ -134,7 +134,12 @@ def test_show_stream_handles_responses_events_and_tool_calls(nano_server) -> Non
 
 
 def test_show_stream_in_jupyter_mode_redraws_at_most_every_interval(nano_server, monkeypatch) -> None:
-    """The HTML path with IPython's display; drawing is batched, not once per token."""
+    """The HTML path: drawing is batched, not once per token.
+
+    No Jupyter frontend runs under pytest, so IPython's ``display`` is replaced by a
+    recorder of what would be drawn; the stream itself comes from the real server.
+    (The real kernel path runs in 02_apis under nbmake and in benchmarks/apis.py.)
+    """
     from IPython import display as ipy
 
     updates: list[str] = []
