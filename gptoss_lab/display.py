@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from gptoss_lab.client import ToolCallRequest, reasoning_of
+from gptoss_lab.client import ToolCallRequest, _usage, reasoning_of
 
 _DIM = "color:#6b7280;white-space:pre-wrap;font-size:0.92em"
 
@@ -106,7 +106,7 @@ class _Collector:
 
     def _chat(self, chunk: Any) -> None:
         if getattr(chunk, "usage", None):
-            self.result.usage = _ints(chunk.usage)
+            self.result.usage = _usage(chunk.usage)
         for choice in chunk.choices or ():
             delta = choice.delta
             self._text("reasoning", reasoning_of(delta) or "")
@@ -133,17 +133,12 @@ class _Collector:
         elif kind == "response.function_call_arguments.done" and event.output_index in self._calls:
             self._calls[event.output_index]["arguments"] = event.arguments
         elif kind == "response.completed" and event.response.usage is not None:
-            self.result.usage = _ints(event.response.usage)
+            self.result.usage = _usage(event.response.usage)
         self.result.tool_calls = [ToolCallRequest(c["id"], c["name"], c["arguments"]) for c in self._calls.values()]
 
     def finish(self) -> StreamResult:
         self.result.seconds = time.monotonic() - self._started
         return self.result
-
-
-def _ints(usage: Any) -> dict[str, int]:
-    data = usage.model_dump() if hasattr(usage, "model_dump") else dict(usage)
-    return {k: v for k, v in data.items() if isinstance(v, int)}
 
 
 def _html(result: StreamResult, done: bool) -> str:
@@ -160,7 +155,8 @@ def _html(result: StreamResult, done: bool) -> str:
     return "".join(parts)
 
 
-def _in_jupyter() -> bool:
+def in_jupyter() -> bool:
+    """True inside a Jupyter kernel (rich output), False in a terminal or a script."""
     return "ipykernel" in sys.modules
 
 
@@ -174,7 +170,9 @@ def show_stream(stream: Iterable[Any], *, interval: float = 0.25, jupyter: bool 
     counts; otherwise text deltas are counted.
     """
     collector = _Collector()
-    if jupyter if jupyter is not None else _in_jupyter():
+    if jupyter is None:
+        jupyter = in_jupyter()
+    if jupyter:
         from IPython.display import HTML, display
 
         handle = display(HTML(_html(collector.result, False)), display_id=True)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import html
-import sys
 import time
 import warnings
 from collections.abc import Sequence
@@ -226,7 +225,9 @@ def replay(tokens: Sequence[int], *, delay: float = 0.0, show: bool = True) -> l
     parser = StreamableParser(encoding(), role=Role.ASSISTANT)
     states: list[ParserState] = []
     handle = None
-    if show and "ipykernel" in sys.modules:
+    from gptoss_lab.display import in_jupyter
+
+    if show and in_jupyter():
         from IPython.display import HTML, display
 
         handle = display(HTML(""), display_id=True)

@@ -215,7 +215,7 @@ class VLLMServer:
         tail = self.logs(25)
         self.stop(grace=5.0)
         full = self.log_path.read_text(errors="replace") if self.log_path else ""
-        found = diagnose(extra + "\n" + full) if extra else diagnose(full)
+        found = diagnose(f"{extra}\n{full}")
         parts = [headline]
         if found:
             parts.append(f"{found.title}. {found.advice}\nvLLM said: {found.evidence}")
@@ -250,10 +250,6 @@ class VLLMServer:
         self._pidfile().write_text(json.dumps(record))
 
 
-def _in_jupyter() -> bool:
-    return "ipykernel" in sys.modules
-
-
 def _phase_printer() -> Callable[[str, float], None]:
     """Return a callback that shows the start-up phase.
 
@@ -261,7 +257,9 @@ def _phase_printer() -> Callable[[str, float], None]:
     Elsewhere (CI logs): one line per phase change.
     """
     names = ["starting", *(name for name, _ in PHASES), "ready"]
-    if _in_jupyter():
+    from gptoss_lab.display import in_jupyter
+
+    if in_jupyter():
         try:
             import ipywidgets as widgets
             from IPython.display import display
