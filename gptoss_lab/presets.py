@@ -76,7 +76,9 @@ PRESETS: dict[str, Preset] = {
         # No torch.compile: benchmarks/startup.py measured 68.7 s -> 57.1 s to ready on 2 cores
         # (warm compile cache vs eager). Running the worker inside the engine process
         # (--distributed-executor-backend uni) saved nothing measurable (66.7 s).
-        _p("nano-cpu", "nano", "cpu", (*NANO_ARGS, "--enforce-eager"),
+        # No prefix caching on CPU: a cached prefix is read by a second attention path, and
+        # nano's contract is exact greedy replay (see gptoss_lab.sampling.engine).
+        _p("nano-cpu", "nano", "cpu", (*NANO_ARGS, "--enforce-eager", "--no-enable-prefix-caching"),
            env={**NANO_ENV, "VLLM_CPU_KVCACHE_SPACE": "1"},
            source="gptoss-lab, measured on 2 CPU cores (benchmarks/startup.py)"),
         *(

@@ -36,7 +36,9 @@ def engine(model: str | None = None, **kwargs: Any) -> Any:
         from gptoss_lab import nano
 
         name = str(nano.path())
-        options = {"max_model_len": 4096, "enforce_eager": True}
+        # No prefix caching: nano's contract is exact greedy replay, and reading a cached
+        # prefix is a second attention path (CI once saw one token of a follow-up differ).
+        options = {"max_model_len": 4096, "enforce_eager": True, "enable_prefix_caching": False}
         if has_gpu():
             options["gpu_memory_utilization"] = 0.3
         else:
