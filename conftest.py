@@ -14,20 +14,28 @@ from pathlib import Path
 import pytest
 
 _SERVER = None
+_ATTACHED = False
+"""True when the suite runs against a server it did not start (``GPTOSS_LAB_TEST_SERVER``)."""
 
 
 def _start_server():  # -> gptoss_lab.VLLMServer
-    global _SERVER
+    global _SERVER, _ATTACHED
     if _SERVER is None:
         import gptoss_lab as lab
         from gptoss_lab import process
 
-        port = process.free_port()
         model = os.environ.get("GPTOSS_LAB_TEST_MODEL", "nano")  # `make test-gpu` sets a real model
-        # Output logging lets each notebook be checked for requests nano does not know.
-        _SERVER = lab.serve(model, port=port, extra_args=["--enable-log-requests", "--enable-log-outputs"])
+        attach = os.environ.get("GPTOSS_LAB_TEST_SERVER")
+        if attach:
+            # A server started beforehand (with --enable-log-requests --enable-log-outputs for the
+            # fallback check): a GPU runner starts it once and runs the suite in several parts.
+            _SERVER, _ATTACHED = lab.connect(attach), True
+        else:
+            # Output logging lets each notebook be checked for requests nano does not know.
+            _SERVER = lab.serve(model, port=process.free_port(),
+                                extra_args=["--enable-log-requests", "--enable-log-outputs"])
         os.environ["GPTOSS_LAB_MODEL"] = model
-        os.environ["GPTOSS_LAB_PORT"] = str(port)
+        os.environ["GPTOSS_LAB_PORT"] = str(_SERVER.port)
         os.environ["GPTOSS_LAB_BASE_URL"] = _SERVER.url
     return _SERVER
 
@@ -57,7 +65,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
     request that drifted is caught by the notebook's own use of the answer, not here.
     """
     outcome = yield
-    if not str(getattr(item, "path", "")).endswith(".ipynb") or _SERVER is None:
+    if not str(getattr(item, "path", "")).endswith(".ipynb") or _SERVER is None or _SERVER.log_path is None:
         return
     if call.when == "setup":
         _LOG_OFFSET[item.nodeid] = _log_size()
@@ -70,7 +78,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
     fallback = script.load().fallback.final[:40]
     with open(_SERVER.log_path, encoding="utf-8", errors="replace") as log:
         log.seek(_LOG_OFFSET.get(item.nodeid, 0))
-        hits = [line.strip() for line in log if "Generated response" in line and fallback in line]
+        # Chat Completions only: a benchmark's Completions requests send raw, unscripted text on purpose.
+        hits = [line.strip() for line in log if "Generated response chatcmpl-" in line and fallback in line]
     if hits:
         report.outcome = "failed"
         report.longrepr = (
@@ -82,9 +91,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     global _SERVER
-    if _SERVER is not None:
+    if _SERVER is not None and not _ATTACHED:
         _SERVER.stop()
-        _SERVER = None
+    _SERVER = None
 
 
 @pytest.fixture(scope="session")

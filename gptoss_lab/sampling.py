@@ -30,6 +30,9 @@ def engine(model: str | None = None, **kwargs: Any) -> Any:
     vocab.ensure()
     harmony.encoding()
     patch_version_lookup()
+    # Start the engine process with spawn, never fork. In a Jupyter kernel run by nbmake on an
+    # H100 (vLLM 0.26) a forked engine core died at start with no output; spawned, it ran.
+    os.environ.setdefault("VLLM_WORKER_MULTIPROC_METHOD", "spawn")
     name = resolve_model(model or settings().model)
     options: dict[str, Any] = {}
     if name == "nano":

@@ -125,7 +125,14 @@ def build(*, force: bool = False, script_path: Path | None = None) -> Path:
         t = time.monotonic()
         _say("rendering the script's prompts with vLLM's render server")
         with render.render_server(ckpt) as server:
-            examples = render.examples(server, script, encoding, FALLBACKS)
+            if render.has_responses_render(server):
+                examples = render.examples(render.renderer(server), script, encoding, FALLBACKS)
+            else:
+                _say("this vLLM's render server has no Responses endpoint: rendering Responses requests "
+                     "through a full server on an untrained nano (one more server start)")
+                nano_model.write_untrained(ckpt)
+                with render.log_render_server(ckpt) as full:
+                    examples = render.examples(render.renderer(server, full), script, encoding, FALLBACKS)
         seconds["render"] = round(time.monotonic() - t, 1)
         _say(f"{len(examples)} prompts rendered ({seconds['render']} s)")
 

@@ -72,3 +72,20 @@ def write_config(out_dir: Path) -> None:
     # --override-generation-config '{"temperature": 0}' instead.
     generation = {"bos_token_id": 199998, "eos_token_id": [200002, 200012], "pad_token_id": 199999}
     (out_dir / "generation_config.json").write_text(json.dumps(generation, indent=2) + "\n")
+
+
+def write_untrained(out_dir: Path) -> None:
+    """Save randomly initialised bf16 weights into ``out_dir`` (config already written).
+
+    A full vLLM server needs weights even to render prompts (see ``render.log_render_server``);
+    training later overwrites them.
+    """
+    import torch
+    from transformers import GptOssForCausalLM
+
+    cfg = config()
+    cfg._attn_implementation = "eager"
+    net = GptOssForCausalLM(cfg).to(torch.bfloat16)
+    net.config.dtype = "bfloat16"
+    net.save_pretrained(out_dir, safe_serialization=True)
+    serving_config(out_dir)

@@ -4,6 +4,11 @@ A memorised model is brittle to any difference in the prompt, so the prompts
 are not rebuilt by hand: vLLM's CPU-only render server (``vllm launch
 render``, no weights needed) turns each request into the exact token ids the
 serving path will feed the model.
+
+vLLM releases whose render server has no Responses endpoint (0.26 has only
+``/v1/chat/completions/render``) render Responses requests through a full
+server on an untrained nano instead: at DEBUG level it logs each request's
+prompt token ids, and a one-token request is enough to make it render.
 """
 
 from __future__ import annotations
@@ -11,7 +16,8 @@ from __future__ import annotations
 import json
 import random
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,6 +152,10 @@ def render_server(model_dir: Path) -> Iterator[VLLMServer]:
         server.stop(grace=5.0)
 
 
+Renderer = Callable[[str, dict[str, Any]], list[int]]
+"""``render(api, request) -> prompt token ids``."""
+
+
 def render(server: VLLMServer, api: str, request: dict[str, Any]) -> list[int]:
     """Return the prompt token ids vLLM renders for one request."""
     path = "chat/completions/render" if api == "chat" else "responses/render"
@@ -157,6 +167,73 @@ def render(server: VLLMServer, api: str, request: dict[str, Any]) -> list[int]:
     return list(response.json()["token_ids"])
 
 
+def has_responses_render(server: VLLMServer) -> bool:
+    """Whether this vLLM's render server renders Responses requests (0.32 does, 0.26 does not)."""
+    response = httpx.post(f"{server.url}/responses/render", json={"model": "nano-render", "input": "hi"}, timeout=60.0)
+    return response.status_code != 404
+
+
+@contextmanager
+def log_render_server(model_dir: Path) -> Iterator[VLLMServer]:
+    """Run a full vLLM server on ``model_dir`` (weights needed, trained or not) that logs prompt ids."""
+    from gptoss_lab import presets
+
+    preset = presets.for_machine("nano")
+    server = VLLMServer(
+        str(model_dir),
+        args=[*preset.flags(), "--enforce-eager", "--enable-log-requests"],  # eager: no compile for a one-off
+        port=process.free_port(),
+        env={**preset.env, "VLLM_SYSTEM_START_DATE": SERVED_DATE, "VLLM_LOGGING_LEVEL": "DEBUG"},
+        log_path=model_dir.parent / "log-render-server.log",
+    )
+    server.start()
+    try:
+        server.wait(timeout=900)
+        yield server
+    finally:
+        server.stop(grace=5.0)
+
+
+_LOGGED_IDS = re.compile(r"prompt_token_ids: \[([\d, ]*)\]")
+
+
+def render_from_log(server: VLLMServer, api: str, request: dict[str, Any]) -> list[int]:
+    """Return the prompt token ids a full server logs for one request, sent for a single token."""
+    log = Path(str(server.log_path))
+    offset = log.stat().st_size
+    limit = {"max_tokens": 1} if api == "chat" else {"max_output_tokens": 1}
+    path = "chat/completions" if api == "chat" else "responses"
+    body = {"model": server.model_id(), **request, **limit}
+    response = httpx.post(f"{server.url}/{path}", json=body, timeout=120.0)
+    if response.status_code != 200:
+        raise NanoBuildError(
+            f"vLLM could not run a {api} request ({response.status_code}): {response.text[:500]}\nRequest: {request}"
+        )
+    deadline = time.monotonic() + 10.0
+    while time.monotonic() < deadline:
+        with log.open(encoding="utf-8", errors="replace") as handle:
+            handle.seek(offset)
+            found = _LOGGED_IDS.search(handle.read())
+        if found:
+            return [int(t) for t in found.group(1).split(",") if t.strip()]
+        time.sleep(0.2)
+    raise NanoBuildError(
+        f"vLLM did not log the prompt token ids of a {api} request (is VLLM_LOGGING_LEVEL=DEBUG honoured?). "
+        f"Server log: {log}"
+    )
+
+
+def renderer(server: VLLMServer, responses: VLLMServer | None = None) -> Renderer:
+    """Render Chat requests with the render server; Responses too, or through ``responses``' log."""
+
+    def run(api: str, request: dict[str, Any]) -> list[int]:
+        if api == "responses" and responses is not None:
+            return render_from_log(responses, api, request)
+        return render(server, api, request)
+
+    return run
+
+
 def with_date(prompt: list[int], date: str, encoding: Any) -> list[int]:
     """Return ``prompt`` with the system message's current date replaced by ``date``."""
     text = encoding.decode(prompt)
@@ -164,7 +241,7 @@ def with_date(prompt: list[int], date: str, encoding: Any) -> list[int]:
     return list(encoding.encode(changed, allowed_special="all"))
 
 
-def examples(server: VLLMServer, script: Script, encoding: Any, fallbacks: int) -> list[Example]:
+def examples(render: Renderer, script: Script, encoding: Any, fallbacks: int) -> list[Example]:
     """Render every scripted request (with date variations) and ``fallbacks`` unscripted ones."""
     out: list[Example] = []
     scripted: dict[tuple[int, ...], Example] = {}
@@ -172,7 +249,7 @@ def examples(server: VLLMServer, script: Script, encoding: Any, fallbacks: int) 
         if entry.api == "harmony":
             prompt = nano_script.harmony_prompt(entry.request, encoding)
         else:
-            prompt = render(server, entry.api, entry.request)
+            prompt = render(entry.api, entry.request)
         dates = EXTRA_DATES if entry.notebook in DATED else ()
         for variant in (prompt, *(with_date(prompt, d, encoding) for d in dates)):
             example = Example(variant, entry.reply, entry.id)
@@ -185,7 +262,7 @@ def examples(server: VLLMServer, script: Script, encoding: Any, fallbacks: int) 
             scripted[tuple(variant)] = example
             out.append(example)
     for api, request in fallback_requests(script, fallbacks) + near_misses(script, 4):
-        prompt = render(server, api, request)
+        prompt = render(api, request)
         if tuple(prompt) not in scripted:
             out.append(Example(prompt, script.fallback, "fallback"))
     return out

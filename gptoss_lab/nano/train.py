@@ -62,6 +62,8 @@ def train(
     torch.manual_seed(seed)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     started = time.monotonic()
+    # A GPU trains nano in seconds; two CPU cores take about five minutes. Same recipe either way.
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
     seqs, starts = [], []
     for ex in examples:
@@ -85,14 +87,15 @@ def train(
             rows.append(b)
             cols.append(pos - 1)  # the hidden state before a token predicts it
             labels.append(out_index[s[pos]])
-    rows_t, cols_t, labels_t = torch.tensor(rows), torch.tensor(cols), torch.tensor(labels)
+    ids, mask = ids.to(device), mask.to(device)
+    rows_t, cols_t, labels_t = (torch.tensor(v, device=device) for v in (rows, cols, labels))
 
     cfg = nano_model.config()
     cfg._attn_implementation = "eager"  # attention sinks need the eager path in transformers
-    net = GptOssForCausalLM(cfg).float()
+    net = GptOssForCausalLM(cfg).float().to(device)
     vocab = cfg.vocab_size
     embed = torch.nn.Parameter(net.model.embed_tokens.weight.detach()[used_in].clone())
-    head = torch.nn.Parameter(torch.randn(len(used_out), cfg.hidden_size) * 0.02)
+    head = torch.nn.Parameter((torch.randn(len(used_out), cfg.hidden_size) * 0.02).to(device))
     net.model.embed_tokens.weight.requires_grad_(False)
     net.lm_head.weight.requires_grad_(False)
     rest = math.log(vocab - len(used_out))
@@ -123,23 +126,23 @@ def train(
             all_scores.append(hidden[local, cols_t[keep]] @ head.T)
             all_labels.append(labels_t[keep])
         scores = torch.cat(all_scores)
-        return torch.cat([scores, torch.full((len(scores), 1), rest)], dim=1), torch.cat(all_labels)
+        return torch.cat([scores, torch.full((len(scores), 1), rest, device=device)], dim=1), torch.cat(all_labels)
 
     def worst_margin() -> float:
         with torch.no_grad():
-            s, lab = logits(torch.arange(batch))
+            s, lab = logits(torch.arange(batch, device=device))
             target = s[torch.arange(len(lab)), lab]
             s[torch.arange(len(lab)), lab] = -float("inf")
             return float((target - s.max(dim=1).values).min())
 
     # Every step sees all scripted sequences and a sample of the fallback ones: the
     # cost of a step stays flat however many fallback prompts teach the default reply.
-    scripted = torch.tensor([i for i, ex in enumerate(examples) if ex.source != "fallback"])
-    fallback = torch.tensor([i for i, ex in enumerate(examples) if ex.source == "fallback"])
+    scripted = torch.tensor([i for i, ex in enumerate(examples) if ex.source != "fallback"], device=device)
+    fallback = torch.tensor([i for i, ex in enumerate(examples) if ex.source == "fallback"], device=device)
     net.train()
     loss_value, margin, step = float("inf"), -float("inf"), 0
     for step in range(1, max_steps + 1):
-        pick = fallback[torch.randperm(len(fallback))[:batch_fallbacks]]
+        pick = fallback[torch.randperm(len(fallback), device=device)[:batch_fallbacks]]
         sel = torch.sort(torch.cat([scripted, pick])).values
         scores, lab = logits(sel)
         loss = torch.nn.functional.cross_entropy(scores, lab)
@@ -167,7 +170,7 @@ def train(
         net.model.embed_tokens.weight[used_in] = embed.detach()
         net.lm_head.weight.zero_()
         net.lm_head.weight[used_out] = head.detach() * SHARPEN
-    net = net.to(torch.bfloat16)
+    net = net.to("cpu", torch.bfloat16)
     net.config.dtype = "bfloat16"
     out_dir.mkdir(parents=True, exist_ok=True)
     net.save_pretrained(out_dir, safe_serialization=True)
