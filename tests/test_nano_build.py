@@ -90,3 +90,20 @@ def test_failed_build_leaves_nothing_behind(nano_dir: Path, tmp_path: Path) -> N
     assert set(cache_root().iterdir()) == before
     left = subprocess.run(["pgrep", "-f", "launch render"], capture_output=True, text=True)
     assert left.stdout.strip() == "", "the render server must be stopped"
+
+
+@pytest.mark.slow
+def test_log_rendering_matches_the_render_endpoint(nano_dir: Path) -> None:
+    """vLLM 0.26's render server has no Responses endpoint; nano's builder then renders
+    Responses requests through a full server's request log. Both paths must give the same ids."""
+    from gptoss_lab.nano import render
+    from gptoss_lab.nano import script as nano_script
+
+    entries = [e for e in nano_script.load().entries if e.api in ("chat", "responses") and e.turn == 1]
+    picked = [next(e for e in entries if e.api == "responses"), next(e for e in entries if e.api == "chat")]
+    with render.render_server(nano_dir) as server, render.log_render_server(nano_dir) as full:
+        assert render.has_responses_render(server), "vLLM 0.32's render server renders Responses requests"
+        for entry in picked:
+            assert render.render_from_log(full, entry.api, entry.request) == render.render(
+                server, entry.api, entry.request), entry.id
+    assert not full.is_running(), "the log-rendering server must stop with its block"
