@@ -42,3 +42,19 @@ def gpus() -> tuple[GPU, ...]:
 def has_gpu() -> bool:
     """True when ``nvidia-smi`` lists at least one GPU."""
     return bool(gpus())
+
+
+def free_memory_gib(index: int = 0) -> float | None:
+    """Free memory of GPU ``index`` in GiB, as ``nvidia-smi`` reports it now (None without a GPU)."""
+    if shutil.which("nvidia-smi") is None:
+        return None
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=memory.free", "--format=csv,noheader,nounits", f"--id={index}"],
+            capture_output=True, text=True, timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if out.returncode != 0 or not out.stdout.strip():
+        return None
+    return float(out.stdout.strip().splitlines()[0]) / 1024

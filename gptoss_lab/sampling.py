@@ -16,10 +16,12 @@ from typing import Any
 def engine(model: str | None = None, **kwargs: Any) -> Any:
     """Start ``vllm.LLM`` in this process for ``model`` (default: ``GPTOSS_LAB_MODEL``).
 
-    ``nano`` gets small, eager settings that fit a CPU; other models get vLLM's
-    defaults. Extra keyword arguments go to ``vllm.LLM``. Starting takes about a
-    minute on 2 CPU cores (model load, KV cache); stop it with
-    :func:`shutdown` to give its memory back.
+    ``nano`` gets small, eager settings that fit a CPU; a real model on a GPU gets
+    the GPU memory that is free now (a model server may hold the rest), or a
+    :class:`~gptoss_lab.errors.LabError` saying what to stop when too little is
+    free. Extra keyword arguments go to ``vllm.LLM``. Starting takes about a
+    minute on 2 CPU cores (model load, KV cache); stop it with :func:`shutdown`
+    to give its memory back.
     """
     from gptoss_lab import harmony, vocab
     from gptoss_lab.config import settings
@@ -46,9 +48,38 @@ def engine(model: str | None = None, **kwargs: Any) -> Any:
             options["gpu_memory_utilization"] = 0.3
         else:
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+    elif has_gpu() and "gpu_memory_utilization" not in kwargs:
+        from gptoss_lab.hardware import free_memory_gib, gpus
+
+        free = free_memory_gib()
+        if free is not None:
+            options["gpu_memory_utilization"] = gpu_share(name, free, gpus()[0].memory_gib)
     from vllm import LLM
 
     return LLM(model=name, **{**options, **kwargs})
+
+
+def gpu_share(model: str, free_gib: float, total_gib: float) -> float:
+    """The ``gpu_memory_utilization`` that lets an engine for ``model`` use what is free now.
+
+    vLLM reads the fraction as this engine's share of the whole card and refuses to
+    start when less than that is free, so a server already holding 90% leaves 10%.
+
+    Raises:
+        LabError: less is free than ``model`` needs, with what to do about it.
+    """
+    from gptoss_lab.errors import LabError
+    from gptoss_lab.presets import MODEL_MEMORY_GIB
+
+    need = MODEL_MEMORY_GIB.get(model, 0)
+    usable = free_gib - 1.0  # leave room for the CUDA context and allocator slack
+    if usable < need:
+        raise LabError(
+            f"{model} needs about {need} GiB of GPU memory for an in-process engine, and {free_gib:.1f} of "
+            f"{total_gib:.0f} GiB are free: the model server probably holds the rest. Stop it first "
+            "(`lab.current().stop()`), or run this notebook with no server running."
+        )
+    return round(min(0.9, usable / total_gib), 3)
 
 
 def sample(llm: Any, prompts: Sequence[Sequence[int]], *, max_tokens: int = 512, temperature: float = 0.0,

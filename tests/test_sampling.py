@@ -53,3 +53,13 @@ def test_batch_returns_each_conversation_in_order(llm) -> None:
     prompts = [script.harmony_prompt(e.request, enc) for e in entries]
     completions = lab.sampling.sample(llm, prompts)
     assert [_text(c)[-1] for c in completions] == [("final", e.reply.final) for e in entries]
+
+
+def test_gpu_share_uses_what_is_free_and_says_what_to_stop() -> None:
+    """A real model beside a server gets the free memory, or an error naming the fix (no GPU needed)."""
+    from gptoss_lab.sampling import gpu_share
+
+    assert gpu_share("openai/gpt-oss-20b", free_gib=70.0, total_gib=80.0) == round(69 / 80, 3)
+    assert gpu_share("openai/gpt-oss-20b", free_gib=79.0, total_gib=80.0) == 0.9
+    with pytest.raises(lab.LabError, match=r"needs about 16 GiB.*7\.5 of 80 GiB are free.*lab.current\(\).stop\(\)"):
+        gpu_share("openai/gpt-oss-20b", free_gib=7.5, total_gib=80.0)
