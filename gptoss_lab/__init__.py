@@ -27,8 +27,9 @@ from gptoss_lab.tools import Tool, run_call, tool
 __version__ = "0.1.0"
 
 
-_LAZY = ("agents", "examples", "harmony", "sampling")
-"""Modules imported on first use (``lab.harmony``, ...): they load pydantic, harmony, the Agents SDK or vLLM."""
+_LAZY = ("agents", "bench", "builtin", "examples", "harmony", "sampling", "widgets")
+"""Modules imported on first use (``lab.harmony``, ...): they load pydantic, harmony, the Agents SDK, vLLM
+or ipywidgets."""
 
 
 def __getattr__(name: str) -> object:
@@ -56,6 +57,8 @@ __all__ = [
     "__version__",
     "async_client",
     "base_url",
+    "bench",
+    "builtin",
     "chat",
     "client",
     "connect",

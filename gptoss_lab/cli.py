@@ -1,4 +1,4 @@
-"""The ``gptoss-lab`` command: doctor, vocab, nano, serve, lab."""
+"""The ``gptoss-lab`` command: doctor, vocab, nano, serve, lab, bench."""
 
 from __future__ import annotations
 
@@ -103,6 +103,25 @@ def _lab(args: argparse.Namespace) -> int:
         server.stop()  # a no-op for a server this command only attached to
 
 
+def _bench(args: argparse.Namespace) -> int:
+    """Benchmark the running server: one run, or a sweep over several concurrencies; print and save."""
+    from gptoss_lab import bench
+
+    common = {"requests": args.requests, "rate": args.rate, "warmup": args.warmup, "input_len": args.input_len,
+              "output_len": args.output_len, "base_url": args.base_url}
+    if len(args.concurrency) == 1:
+        result: bench.RunResult | bench.Sweep = bench.run(
+            args.workload, concurrency=args.concurrency[0], **{**common, "requests": args.requests or 8})
+        runs = [result]
+    else:
+        result = bench.sweep(args.workload, args.concurrency, **common)
+        runs = result.runs
+    print(result)
+    json_path, csv_path = bench.save(result, args.out)
+    print(f"saved {json_path} and {csv_path}")
+    return 1 if not runs or any(r.metrics.failed for r in runs) else 0  # the failures are printed above
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``gptoss-lab`` console script."""
     parser = argparse.ArgumentParser(prog="gptoss-lab", description=__doc__)
@@ -128,6 +147,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jupyter-port", type=int, default=8888)
     p.add_argument("--notebooks", default="notebooks")
     p.set_defaults(func=_lab)
+    p = sub.add_parser("bench", help="benchmark the running server (metrics as `vllm bench serve`)")
+    p.add_argument("--workload", choices=["chat", "responses", "completions"], default="chat",
+                   help="chat/responses: the scripted prompt; completions: synthetic, --input-len/--output-len")
+    p.add_argument("--concurrency", type=int, nargs="+", default=[1],
+                   help="requests in flight; several values run a sweep (e.g. --concurrency 1 2 4 8)")
+    p.add_argument("--requests", type=int, default=None, help="requests per run (default: 4 per user, at least 8)")
+    p.add_argument("--rate", type=float, default=None, help="requests/s, Poisson arrivals (default: all at once)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed requests first")
+    p.add_argument("--input-len", type=int, default=128, help="prompt tokens (completions)")
+    p.add_argument("--output-len", type=int, default=64, help="generated tokens, ignore_eos (completions)")
+    p.add_argument("--base-url", default=None, help="server URL (default: GPTOSS_LAB_BASE_URL or the lab's)")
+    p.add_argument("--out", default=None, help="file stem for the .json and .csv (default: results/bench-...)")
+    p.set_defaults(func=_bench)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))

@@ -15,6 +15,7 @@ from types import TracebackType
 import httpx
 
 from gptoss_lab import process
+from gptoss_lab.builtin.servers import ToolServers
 from gptoss_lab.config import default_cache_dir
 from gptoss_lab.diagnose import diagnose
 from gptoss_lab.errors import ServerError
@@ -60,6 +61,8 @@ class VLLMServer:
     """True when the lab found this server running and did not start it."""
     served_name: str = ""
     """The id ``/v1/models`` reports, cached by :meth:`model_id`."""
+    tools: ToolServers | None = None
+    """The built-in tool servers started with it (``serve(builtin_tools=...)``); stopped with it."""
 
     @property
     def url(self) -> str:
@@ -134,7 +137,9 @@ class VLLMServer:
                 time.sleep(0.5)
 
     def stop(self, grace: float = 15.0) -> None:
-        """Stop the server: SIGTERM to its process group, SIGKILL after ``grace`` seconds."""
+        """Stop the server: SIGTERM to its process group, SIGKILL after ``grace`` seconds; then its tool servers."""
+        if self.tools is not None:
+            self.tools.stop()
         if self.proc is None:
             return
         process.stop_group(self.proc.pid, grace=grace, proc=self.proc)  # type: ignore[attr-defined,arg-type]
@@ -402,6 +407,9 @@ def serve(
     extra_args: Sequence[str] = (),
     timeout: float | None = None,
     warmup: bool = True,
+    progress: bool = True,
+    builtin_tools: Sequence[str] = (),
+    corpus: str | Path | Sequence[str | Path] | None = None,
 ) -> VLLMServer:
     """Return a running server: attach to one at the configured URL, or start one.
 
@@ -414,6 +422,13 @@ def serve(
         timeout: seconds to wait for readiness (``GPTOSS_LAB_START_TIMEOUT``).
         warmup: send one short request before returning, so the first real
             request does not pay for lazy initialisation.
+        progress: show the start-up phase while waiting (a progress bar in Jupyter); the
+            server panel passes False and shows the log tail itself.
+        builtin_tools: gpt-oss's built-in tools to serve through the Responses API: ``"browser"``
+            (search over ``corpus``) and/or ``"python"`` (runs model-written code; guarded, NOT a
+            security boundary, so only when named). Their MCP servers start first and are
+            passed to vLLM as ``--tool-server``; stopping the server stops them.
+        corpus: folder(s) the browser searches (default: the lab's README, docs and notebooks).
 
     Taught in ``notebooks/01_serve.ipynb``.
     """
@@ -439,6 +454,13 @@ def serve(
                     f"port (`lab.serve({model!r}, port=8001)`), or stop the running one first.",
                     file=sys.stderr,
                 )
+            if builtin_tools:
+                print(
+                    f"Attached to the server already running at {attached.url}; builtin_tools="
+                    f"{list(builtin_tools)} were not started (vLLM takes --tool-server only at start). "
+                    "Start a server of your own with them: `lab.serve(..., port=8001, builtin_tools=[...])`.",
+                    file=sys.stderr,
+                )
             return attached
     host = host or cfg.host
     port = port or cfg.port
@@ -453,13 +475,18 @@ def serve(
         from gptoss_lab import nano
 
         name = str(nano.path())
+    tools = None
+    if builtin_tools:
+        from gptoss_lab import builtin
+
+        tools = builtin.start(builtin_tools, corpus=corpus)
     server = VLLMServer(
-        name, args=[*preset.flags(), *extra_args], host=host, port=port,
-        env=dict(preset.env), api_key=key,
+        name, args=[*preset.flags(), *(tools.flag() if tools else []), *extra_args], host=host, port=port,
+        env=dict(preset.env), api_key=key, tools=tools,
     )
-    server.start()
     try:
-        server.wait(timeout=timeout or cfg.start_timeout)
+        server.start()
+        server.wait(timeout=timeout or cfg.start_timeout, progress=progress)
         if warmup:
             server.warmup()
     except BaseException:

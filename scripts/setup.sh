@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 
 VENV=${VENV:-.venv}
 PYTHON_VERSION=${PYTHON_VERSION:-3.11}
-EXTRAS=${EXTRAS:-nano,notebooks,agents,test}
+EXTRAS=${EXTRAS:-nano,notebooks,agents,builtin,test}
 
 say() { printf '[setup] %s\n' "$*" >&2; }
 

@@ -1,0 +1,282 @@
+"""The built-in browser and python tool servers, through a real MCP client over SSE (as vLLM connects).
+
+The servers are the real child processes :mod:`gptoss_lab.builtin.servers` starts; nothing
+is mocked. The last tests check that a dead server gives a clear error and that no tool
+server process is left. One test (``server`` mark) starts vLLM with ``--tool-server``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from gptoss_lab import builtin, process
+from gptoss_lab.builtin import browser, python_tool
+from gptoss_lab.builtin.servers import ToolServers
+from gptoss_lab.errors import ServerError
+
+PAGES = {
+    "guide/serving.md": "# Serving gpt-oss\n\nStart the server with lab.serve().\nThe kraken flag sets the port.\n",
+    "notes.txt": "Plain notes about harmony channels: analysis, commentary and final.\n",
+    "site/index.html": "<html><head><title>Cache page</title><style>p{}</style></head>"
+                       "<body><h1>Prefix caching</h1><p>The marmoset cache keeps prompts.</p></body></html>",
+    "lab.ipynb": json.dumps({"cells": [
+        {"cell_type": "markdown", "source": ["# A notebook\n", "Tool loops with the quokka example."]},
+        {"cell_type": "code", "source": ["print('quokka')"]},
+    ]}),
+}
+
+
+def _tool_processes() -> list[str]:
+    out = subprocess.run(["pgrep", "-af", "--", "-m gptoss_lab.builtin."], capture_output=True, text=True)
+    return [line for line in out.stdout.splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("corpus")
+    for name, text in PAGES.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    return root
+
+
+@pytest.fixture(scope="module")
+def tools(corpus: Path) -> Iterator[ToolServers]:
+    started = builtin.start(["browser", "python"], corpus=corpus, python_timeout=3, python_memory_mb=512)
+    yield started
+    started.stop()
+
+
+def _session(url: str, calls: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    """Make ``calls`` in one MCP session (one vLLM request's worth), as vLLM's MCPToolServer does."""
+    from mcp import ClientSession
+    from mcp.client.sse import sse_client
+
+    async def run() -> list[str]:
+        async with sse_client(url=url, headers={"x-session-id": uuid.uuid4().hex}) as streams, \
+                ClientSession(*streams) as session:
+            await session.initialize()
+            return [(await session.call_tool(tool, args)).content[0].text for tool, args in calls]
+
+    return asyncio.run(run())
+
+
+# -- what vLLM sees when it connects -----------------------------------------------------------
+def test_servers_describe_themselves_as_vllm_expects(tools: ToolServers) -> None:
+    from mcp import ClientSession
+    from mcp.client.sse import sse_client
+
+    async def describe(url: str) -> tuple[str, str, dict[str, Any]]:
+        async with sse_client(url=url) as streams, ClientSession(*streams) as session:
+            init = await session.initialize()
+            listed = await session.list_tools()
+            return init.server_info.name, init.instructions or "", {t.name: t for t in listed.tools}
+
+    name, instructions, listed = asyncio.run(describe(tools["browser"].url))
+    assert name == "browser" and "【{cursor}†L{line_start}(-L{line_end})?】" in instructions
+    assert {"search", "open", "find"} <= set(listed)
+    assert (listed["cleanup_session"].meta or {}).get("include_in_prompt") is False
+    assert set(listed["open"].input_schema["properties"]) >= {"id", "cursor", "loc", "num_lines"}
+    name, instructions, listed = asyncio.run(describe(tools["python"].url))
+    assert name == "python" and "Internet access for this session is disabled" in instructions
+    assert (listed["python"].meta or {}).get("include_in_prompt") is False  # harmony's python has no schema
+    assert tools.flag() == ["--tool-server", f"{tools['browser'].address},{tools['python'].address}"]
+
+
+# -- browser -----------------------------------------------------------------------------------
+def test_search_open_by_number_and_find(tools: ToolServers) -> None:
+    found, opened, matches, at_match = _session(tools["browser"].url, [
+        ("search", {"query": "kraken port", "topn": 3}),
+        ("open", {"id": 0}),
+        ("find", {"pattern": "kraken"}),
+        ("open", {"id": 0}),
+    ])
+    assert found.startswith("[0] Search results for `kraken port`")
+    assert "【0†Serving gpt-oss†guide/serving.md】" in found
+    assert opened.startswith("[1] Serving gpt-oss (guide/serving.md)")
+    assert "L3: The kraken flag sets the port." in opened
+    assert matches.startswith("[2] Find results") and "【0†match at L3】" in matches
+    assert at_match.startswith("[3] Serving gpt-oss") and "viewing lines [3 -" in at_match
+
+
+def test_open_by_page_id_and_scroll(tools: ToolServers) -> None:
+    page, scrolled, by_cursor = _session(tools["browser"].url, [
+        ("open", {"id": "site/index.html", "num_lines": 2}),
+        ("open", {"loc": 2, "num_lines": 5}),
+        ("open", {"id": "lab.ipynb", "cursor": 0}),
+    ])
+    assert page.startswith("[0] Cache page (site/index.html)") and "<style>" not in page
+    assert "marmoset" in scrolled and "L2:" in scrolled
+    assert "quokka" in by_cursor and "```python" in by_cursor
+
+
+def test_search_with_no_hits_says_what_to_do(tools: ToolServers) -> None:
+    (text,) = _session(tools["browser"].url, [("search", {"query": "xylophone zeppelin"})])
+    assert text.startswith("No results for `xylophone zeppelin`") and "other or fewer words" in text
+
+
+def test_open_unknown_id_or_link_says_what_to_do(tools: ToolServers) -> None:
+    unknown, before_search, _, no_link, bad_cursor = _session(tools["browser"].url, [
+        ("open", {"id": "docs/missing.md"}),
+        ("open", {"id": 3}),
+        ("search", {"query": "harmony"}),
+        ("open", {"id": 9}),
+        ("open", {"id": 0, "cursor": 42}),
+    ])
+    assert "Unknown page id `docs/missing.md`" in unknown and "open(id=0)" in unknown
+    assert "Search first" in before_search
+    assert "has no link 【9†...】" in no_link
+    assert "No page has cursor 42" in bad_cursor
+
+
+def test_sessions_keep_their_own_cursors(tools: ToolServers) -> None:
+    server = tools["browser"]
+    assert server.call("search", {"query": "marmoset"}, session="a").startswith("[0]")
+    assert server.call("open", {"id": 0}, session="a").startswith("[1] Cache page")
+    assert "Search first" in server.call("open", {"id": 0}, session="b")
+
+
+def test_default_corpus_is_the_labs_docs_and_notebooks() -> None:
+    ids = {page.id for page in browser.load_corpus(browser.default_sources())}
+    assert "README.md" in ids and "docs/nano.md" in ids and "notebooks/01_serve.ipynb" in ids
+
+
+def test_missing_corpus_folder_is_refused_clearly(tmp_path: Path) -> None:
+    with pytest.raises(ServerError, match="corpus folder does not exist") as err:
+        builtin.start(["browser"], corpus=tmp_path / "nope", log_dir=tmp_path)
+    assert "--corpus" in str(err.value)
+
+
+# -- python ------------------------------------------------------------------------------------
+def test_python_prints_and_cleans_up(tools: ToolServers) -> None:
+    text = tools["python"].call("python", {"code": "import os\nprint(6 * 7)\nprint(os.getcwd())\n"
+                                                   "print(sorted(k for k in os.environ))"})
+    answer, workdir, env = text.splitlines()
+    assert answer == "42"
+    assert Path(workdir).name.startswith("gptoss-python-") and not Path(workdir).exists()
+    assert env == "['HOME', 'LANG', 'PATH', 'TMPDIR']"  # no proxies, no keys
+
+
+def test_python_infinite_loop_is_stopped(tools: ToolServers) -> None:
+    text = tools["python"].call("python", {"code": "while True:\n    pass"})
+    assert "[stopped: the code ran past the 3 s time limit]" in text
+
+
+def test_python_big_allocation_is_refused(tools: ToolServers) -> None:
+    text = tools["python"].call("python", {"code": "block = bytearray(2 * 1024**3)\nprint('allocated')"})
+    assert "MemoryError" in text and "512 MiB memory limit" in text and "allocated" not in text
+
+
+def test_python_network_is_refused(tools: ToolServers) -> None:
+    code = (f"import socket\ns = socket.create_connection(('127.0.0.1', {tools['browser'].port}), timeout=2)\n"
+            "print('connected')")
+    text = tools["python"].call("python", {"code": code})
+    assert "connected" not in text
+    assert "network access is disabled" in text
+    if python_tool.network_namespace():  # and below the hook, an empty network namespace: only a down `lo`
+        code = "print([line.split(':')[0].strip() for line in open('/proc/net/dev').readlines()[2:]])"
+        assert tools["python"].call("python", {"code": code}) == "['lo']"
+
+
+def test_python_write_outside_its_folder_is_refused(tools: ToolServers, tmp_path: Path) -> None:
+    target = tmp_path / "escaped.txt"
+    code = (f"open('inside.txt', 'w').write('ok'); print(open('inside.txt').read())\n"
+            f"open({str(target)!r}, 'w').write('escaped')")
+    text = tools["python"].call("python", {"code": code})
+    assert text.startswith("ok") and "writing outside the working directory is refused" in text
+    assert not target.exists()
+    text = tools["python"].call("python", {"code": "import os; os.system('touch /tmp/gptoss-escape')"})
+    assert "starting programs is disabled" in text
+
+
+# -- failures and clean-up ---------------------------------------------------------------------
+def test_dead_tool_server_gives_a_clear_error(tmp_path: Path) -> None:
+    started = builtin.start(["python"], log_dir=tmp_path)
+    server = started["python"]
+    pid = server.proc.pid
+    try:
+        os.killpg(server.proc.pid, signal.SIGKILL)
+        server.proc.wait(timeout=10)
+        with pytest.raises(ServerError, match=r"python tool server .* has exited \(exit code -9\)") as err:
+            server.call("python", {"code": "print(1)"})
+        assert "lab.serve(builtin_tools=" in str(err.value)
+        with pytest.raises(ServerError, match="has exited"):
+            started.check()
+    finally:
+        started.stop()
+    assert not process.group_alive(pid) and server.proc is None
+
+
+def test_failed_vllm_start_stops_the_tool_servers(nano_dir: Path) -> None:
+    import gptoss_lab as lab
+
+    before = _tool_processes()
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        with pytest.raises(ServerError, match="not a vLLM server"):
+            lab.serve("nano", port=holder.getsockname()[1], builtin_tools=["browser"], warmup=False, progress=False)
+    assert _tool_processes() == before
+
+
+def test_unknown_tool_name_is_refused() -> None:
+    with pytest.raises(ServerError, match=r"Unknown built-in tool\(s\) \['shell'\]"):
+        builtin.start(["shell"])
+
+
+def test_no_tool_server_is_left(tools: ToolServers) -> None:
+    pids = [s.proc.pid for s in tools.servers]
+    tools.stop()
+    assert not any(process.group_alive(pid) for pid in pids)
+    assert _tool_processes() == []
+
+
+# -- with vLLM ---------------------------------------------------------------------------------
+@pytest.mark.server
+@pytest.mark.slow
+def test_vllm_connects_to_both_tool_servers(nano_dir: Path) -> None:
+    import gptoss_lab as lab
+
+    before = _tool_processes()
+    server = lab.serve("nano", port=process.free_port(), builtin_tools=["browser", "python"],
+                       extra_args=["--enable-scale-out"], warmup=False, progress=False)  # for /v1/responses/render
+    try:
+        assert server.tools is not None
+        pids = [s.proc.pid for s in server.tools.servers]
+        log = server.log_path.read_text()
+        assert re.search(r"MCPToolServer initialized with tools: \['browser', 'python'\]", log), server.logs()
+        assert f"--tool-server {server.tools.flag()[1]}" in " ".join(server.argv())
+        for tool in server.tools.servers:
+            assert "GET /sse" in tool.log_path.read_text()  # vLLM listed its tools
+        # A Responses request that enables both gets their namespaces in its system message, and
+        # opens an MCP session with each; nano is not scripted for it (it answers its fallback
+        # sentence), but vLLM must accept it.
+        tools = [{"type": "web_search_preview"}, {"type": "code_interpreter", "container": {"type": "auto"}}]
+        body = {"model": server.model_id(), "input": "Search the lab's docs.", "tools": tools, "max_output_tokens": 24}
+        rendered = httpx.post(f"{server.root}/v1/responses/render", json=body, timeout=60)
+        assert rendered.status_code == 200, rendered.text
+        prompt = lab.harmony.encoding().decode(rendered.json()["token_ids"])
+        print(prompt)  # shown with -rP: what a scripted nano entry would have to learn
+        assert "## browser" in prompt and "sources=local" in prompt and "type search = " in prompt
+        assert "## python" in prompt and "Internet access for this session is disabled" in prompt
+        response = httpx.post(f"{server.url}/responses", json=body, timeout=120)
+        assert response.status_code == 200, response.text
+        for tool in server.tools.servers:
+            assert tool.log_path.read_text().count("GET /sse") >= 2  # at start, then for the request
+    finally:
+        server.stop()
+    assert not any(process.group_alive(pid) for pid in pids)
+    assert _tool_processes() == before
