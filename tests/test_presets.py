@@ -67,7 +67,10 @@ def test_every_preset_is_accepted_by_the_installed_vllms_parser(capsys) -> None:
     from gptoss_lab.vllm_cli import patch_version_lookup
 
     patch_version_lookup()
-    from vllm.entrypoints.launchers.cli_args import make_arg_parser
+    try:  # vLLM 0.32 keeps the serve parser here; 0.26 had it under entrypoints.openai
+        from vllm.entrypoints.launchers.cli_args import make_arg_parser
+    except ModuleNotFoundError:
+        from vllm.entrypoints.openai.cli_args import make_arg_parser
     from vllm.utils.argparse_utils import FlexibleArgumentParser
 
     parser = make_arg_parser(FlexibleArgumentParser())
