@@ -138,6 +138,9 @@ class VLLMServer:
 
     def stop(self, grace: float = 15.0) -> None:
         """Stop the server: SIGTERM to its process group, SIGKILL after ``grace`` seconds; then its tool servers."""
+        global _CURRENT
+        if _CURRENT is self:  # lab.current(), lab.chat() ... must not keep pointing at a stopped server
+            _CURRENT = None
         if self.tools is not None:
             self.tools.stop()
         if self.proc is None:

@@ -201,3 +201,14 @@ def test_missing_vocabulary_is_diagnosed_at_the_first_request(nano_dir: Path, tm
     message = str(err.value)
     assert "first request failed" in message and "The harmony vocabulary is missing" in message
     assert "gptoss-lab vocab" in message
+
+
+def test_a_stopped_server_is_no_longer_current(monkeypatch) -> None:
+    """After ``server.stop()``, ``lab.chat()`` and friends fall back to ``GPTOSS_LAB_BASE_URL``."""
+    from gptoss_lab import server as srv
+
+    stopped = srv.VLLMServer("m", port=process.free_port())
+    monkeypatch.setattr(srv, "_CURRENT", stopped)
+    monkeypatch.setenv("GPTOSS_LAB_BASE_URL", "http://127.0.0.1:9/v1")
+    stopped.stop()
+    assert srv._CURRENT is None and lab.base_url() == "http://127.0.0.1:9/v1"
