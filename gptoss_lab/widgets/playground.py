@@ -21,6 +21,7 @@ from gptoss_lab.display import call_html
 from gptoss_lab.errors import LabError
 from gptoss_lab.tools import Tool
 from gptoss_lab.widgets.chat import Cancel, Cancelled, Effort, Options, Turn, run_turn
+from gptoss_lab.widgets.view import WidgetView
 
 _DIM = "color:#6b7280;white-space:pre-wrap;font-size:0.92em"
 _COLORS = {"info": "#374151", "busy": "#1d4ed8", "ok": "#065f46", "error": "#b91c1c"}
@@ -37,7 +38,7 @@ class _Run:
     thread: threading.Thread | None = None
 
 
-class Playground:
+class Playground(WidgetView):
     """A chat with the lab's vLLM server; build one with :func:`playground`.
 
     Attributes (ipywidgets): ``model``, ``effort``, ``temperature``, ``max_tokens``,
@@ -145,12 +146,6 @@ class Playground:
             max_tokens=int(self.max_tokens.value), instructions=self.instructions.value,
             tools=self.toolset if self.tools.value else (),
         )
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        bundle = self.widget._repr_mimebundle_(**kwargs)
-        if isinstance(bundle, dict):
-            bundle["text/plain"] = repr(self)  # not the whole widget tree, where there is no widget view
-        return bundle
 
     def __repr__(self) -> str:
         return f"Playground(model={self.model.value!r}, {len(self.messages)} messages, busy={self.busy})"

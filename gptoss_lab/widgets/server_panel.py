@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from gptoss_lab.errors import LabError, ServerError
+from gptoss_lab.widgets.view import WidgetView
 
 _COLORS = {"running": "#065f46", "attached": "#065f46", "stopped": "#6b7280", "starting": "#1d4ed8",
            "stopping": "#1d4ed8", "error": "#b91c1c"}
@@ -24,7 +25,7 @@ _PRE = ("margin:0;max-height:16em;overflow:auto;font-size:0.8em;white-space:pre-
         "background:#f9fafb;border:1px solid #e5e7eb;padding:4px")
 
 
-class ServerPanel:
+class ServerPanel(WidgetView):
     """Status, preset, Start/Stop and log tail of the lab's server; build one with :func:`server_panel`.
 
     Attributes (ipywidgets): ``status``, ``preset``, ``start``, ``stop``, ``refresh``
@@ -89,12 +90,6 @@ class ServerPanel:
         if self._thread is not None:
             self._thread.join(timeout)
         return self.state
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        bundle = self.widget._repr_mimebundle_(**kwargs)
-        if isinstance(bundle, dict):
-            bundle["text/plain"] = repr(self)  # not the whole widget tree, where there is no widget view
-        return bundle
 
     def __repr__(self) -> str:
         return f"ServerPanel(state={self.state!r}, url={getattr(self.server, 'url', None)!r})"
