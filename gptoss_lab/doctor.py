@@ -75,7 +75,6 @@ class Report:
 # The oldest releases the lab's notebooks are known to work with, and what needs them.
 MINIMUMS: dict[str, tuple[str, str]] = {
     "openai": ("1.99", "the Responses API with reasoning items (02_apis)"),
-    "openai-harmony": ("0.0.4", "the gpt-oss harmony encoding (05_harmony, vLLM's renderer)"),
     "openai-agents": ("0.2", "the Agents SDK chapter (04_agents)"),
     "litellm": ("1.70", "the LiteLLM model in 04_agents"),
     "transformers": ("4.55", "the GptOss architecture (gpt-oss-nano's build)"),
@@ -141,6 +140,17 @@ def doctor() -> Report:
         add(Check("harmony vocab", "ok", f"{status.path} ({status.source})"))
     except Exception as exc:  # VocabError: keep the doctor going
         add(Check("harmony vocab", "fail", "missing or wrong", str(exc)))
+
+    from gptoss_lab import harmony_pkg
+
+    clash = harmony_pkg.clash()
+    if clash:
+        add(Check("harmony package", "fail", harmony_pkg.identity(), clash))
+    elif harmony_pkg.installed():
+        add(Check("harmony package", "ok", harmony_pkg.identity()))
+    else:
+        add(Check("harmony package", "fail", "not installed",
+                  "installed with vLLM by `make setup` (without vLLM: pip install 'gptoss-lab[harmony]')"))
 
     for dist, (minimum, why) in MINIMUMS.items():
         v = _version(dist)

@@ -70,6 +70,16 @@ if [ "$FLAVOUR" = cpu ]; then
   "${UV[@]}" pip uninstall --python "$VENV/bin/python" --quiet torchvision torchaudio torchcodec 2>/dev/null || true
 fi
 
+# openai-harmony and oss-harmony install the same openai_harmony module; with both, the
+# one unpacked last owns its binary (gptoss_lab/harmony_pkg.py). Keep the one vLLM wants.
+extra=$("$VENV/bin/python" -m gptoss_lab.harmony_pkg)
+if [ -n "$extra" ]; then
+  keep=$([ "$extra" = oss-harmony ] && echo openai-harmony || echo oss-harmony)
+  say "removing $extra: it shares the openai_harmony module with $keep, which vLLM requires"
+  "${UV[@]}" pip uninstall --python "$VENV/bin/python" --quiet "$extra"
+  "${UV[@]}" pip install --python "$VENV/bin/python" "${args[@]}" --quiet --reinstall-package "$keep" "$keep"
+fi
+
 "$VENV/bin/python" -c "import gptoss_lab, vllm, openai_harmony" \
   || { say "the install finished but imports fail; see the error above"; exit 1; }
 echo "$want" > "$stamp"

@@ -19,7 +19,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from gptoss_lab import builtin, process
@@ -245,37 +244,59 @@ def test_no_tool_server_is_left(tools: ToolServers) -> None:
 
 
 # -- with vLLM ---------------------------------------------------------------------------------
+def _replay_builtin_chain(client: Any, model: str, chain: list[Any]) -> Any:
+    """Send a built-in tool entry's one request; check every turn vLLM ran inside it."""
+    response = client.responses.create(model=model, **chain[0].request,
+                                       extra_body={"enable_response_messages": True})
+    steps = builtin.transcript(response)
+    assert steps.source == "output_messages"
+    assert [r.text for r in steps.rows if r.kind == "reasoning"] == [e.reply.reasoning for e in chain]
+    calls = [e.reply.builtin for e in chain if e.reply.builtin is not None]
+    assert [(r.detail, r.text) for r in steps.calls()] == [(c.recipient, c.text) for c in calls]
+    assert [r.who for r in steps.results()] == [c.recipient for c in calls]
+    assert response.output_text == chain[-1].reply.final == steps.answer()
+    return response
+
+
 @pytest.mark.server
 @pytest.mark.slow
-def test_vllm_connects_to_both_tool_servers(nano_dir: Path) -> None:
+def test_vllm_runs_the_builtin_tool_loops_nano_learned(nano_dir: Path) -> None:
+    """vLLM starts with --tool-server, and runs each scripted browser and python loop inside one request.
+
+    nano replays its turns only if vLLM builds every follow-up prompt exactly as the nano
+    builder predicted (previous prompt, completion, tool message): this checks that too.
+    """
     import gptoss_lab as lab
+    from gptoss_lab.nano import script
 
     before = _tool_processes()
     server = lab.serve("nano", port=process.free_port(), builtin_tools=["browser", "python"],
-                       extra_args=["--enable-scale-out"], warmup=False, progress=False)  # for /v1/responses/render
+                       corpus=builtin.SAMPLE_CORPUS, warmup=False, progress=False)
     try:
         assert server.tools is not None
         pids = [s.proc.pid for s in server.tools.servers]
         log = server.log_path.read_text()
         assert re.search(r"MCPToolServer initialized with tools: \['browser', 'python'\]", log), server.logs()
         assert f"--tool-server {server.tools.flag()[1]}" in " ".join(server.argv())
+        client = lab.client()
+        model = server.model_id()
+
+        browse = _replay_builtin_chain(client, model, script.load().chain("builtin.browse"))
+        assert [item.type for item in browse.output].count("web_search_call") == 2
+        results = builtin.transcript(browse).results()
+        assert results[0].text.startswith("[0] Search results for `gpt-oss-120b GPU memory`")
+        assert "L8: With its MoE weights in MXFP4 it fits on a single 80 GB GPU" in results[1].text
+        # Without output_messages the transcript falls back to the output items (no tool results there).
+        items = builtin.transcript({"output": [item.model_dump() for item in browse.output]})
+        assert items.source == "output" and not items.results()
+        assert [r.detail for r in items.calls()] == ["browser (search)", "browser (open_page)"]
+        assert items.answer() == browse.output_text
+        assert "answers" in str(items) and "<pre" in items._repr_html_()
+
+        python = _replay_builtin_chain(client, model, script.load().chain("builtin.python"))
+        assert builtin.transcript(python).results()[0].text.strip() == "338350"
         for tool in server.tools.servers:
-            assert "GET /sse" in tool.log_path.read_text()  # vLLM listed its tools
-        # A Responses request that enables both gets their namespaces in its system message, and
-        # opens an MCP session with each; nano is not scripted for it (it answers its fallback
-        # sentence), but vLLM must accept it.
-        tools = [{"type": "web_search_preview"}, {"type": "code_interpreter", "container": {"type": "auto"}}]
-        body = {"model": server.model_id(), "input": "Search the lab's docs.", "tools": tools, "max_output_tokens": 24}
-        rendered = httpx.post(f"{server.root}/v1/responses/render", json=body, timeout=60)
-        assert rendered.status_code == 200, rendered.text
-        prompt = lab.harmony.encoding().decode(rendered.json()["token_ids"])
-        print(prompt)  # shown with -rP: what a scripted nano entry would have to learn
-        assert "## browser" in prompt and "sources=local" in prompt and "type search = " in prompt
-        assert "## python" in prompt and "Internet access for this session is disabled" in prompt
-        response = httpx.post(f"{server.url}/responses", json=body, timeout=120)
-        assert response.status_code == 200, response.text
-        for tool in server.tools.servers:
-            assert tool.log_path.read_text().count("GET /sse") >= 2  # at start, then for the request
+            assert tool.log_path.read_text().count("GET /sse") >= 2  # at start, then for a request
     finally:
         server.stop()
     assert not any(process.group_alive(pid) for pid in pids)

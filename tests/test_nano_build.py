@@ -107,3 +107,18 @@ def test_log_rendering_matches_the_render_endpoint(nano_dir: Path) -> None:
             assert render.render_from_log(full, entry.api, entry.request) == render.render(
                 server, entry.api, entry.request), entry.id
     assert not full.is_running(), "the log-rendering server must stop with its block"
+
+
+def test_training_groups_long_sequences_in_small_chunks() -> None:
+    """Eager attention costs the square of the padded length: long prompts go in small groups."""
+    import torch
+
+    from gptoss_lab.nano import train
+
+    lengths = torch.tensor([80] * 40 + [1200] * 5)
+    chunks = train._chunks(torch.argsort(lengths), lengths)
+    assert sorted(i for c in chunks for i in c.tolist()) == list(range(45))
+    for chunk in chunks:
+        assert len(chunk) <= train.CHUNK
+        assert len(chunk) == 1 or len(chunk) * int(lengths[chunk].max()) <= train.CHUNK_TOKENS
+    assert [len(c) for c in chunks] == [16, 16, 8, 5]

@@ -16,6 +16,7 @@ def test_packaged_script_loads_with_unique_ids() -> None:
     ids = [e.id for e in s.entries]
     assert len(ids) == len(set(ids)) > 0
     assert {e.api for e in s.entries} == {"chat", "responses", "harmony"}
+    assert {e.chain for e in s.entries if e.builtin} == {"builtin.browse", "builtin.python"}
     assert len(s.digest) == 64
 
 
@@ -32,6 +33,10 @@ def test_completion_parses_back_to_the_reply(entry: script.Entry) -> None:
     last = messages[-1]
     if entry.reply.final is not None:
         assert (last.channel, last.content[0].text) == ("final", entry.reply.final)
+    elif entry.reply.builtin is not None:
+        assert tokens[-1] == script.CALL
+        assert (last.recipient, last.channel, last.content_type) == (entry.reply.builtin.recipient, "analysis", None)
+        assert last.content[0].text == entry.reply.builtin.text
     else:
         calls = messages[1:]
         assert len(calls) == len(entry.reply.tool_calls)
@@ -79,8 +84,27 @@ def test_duplicate_ids_are_refused(tmp_path: Path) -> None:
 
 def test_reply_needs_final_or_tool_calls(tmp_path: Path) -> None:
     entry = {"id": "a", "api": "chat", "request": {}, "reply": {"reasoning": "r"}}
-    with pytest.raises(ValueError, match="exactly one of 'final' or 'tool_calls'"):
+    with pytest.raises(ValueError, match="exactly one of 'final', 'tool_calls' or 'builtin_call'"):
         script.load(_write(tmp_path, [entry]))
+
+
+def test_a_builtin_call_goes_to_browser_or_python(tmp_path: Path) -> None:
+    entry = {"id": "a", "api": "responses", "request": {"input": "x", "tools": [{"type": "web_search_preview"}]},
+             "reply": {"reasoning": "r", "builtin_call": {"recipient": "functions.f", "arguments": {}}}}
+    with pytest.raises(ValueError, match="browser.search/open/find or python, not 'functions.f'"):
+        script.load(_write(tmp_path, [entry]))
+
+
+def test_a_builtin_loop_keeps_the_first_request_for_every_turn(tmp_path: Path) -> None:
+    """vLLM runs a built-in tool loop inside one request: later turns have no request of their own."""
+    request = {"input": "x", "tools": [{"type": "code_interpreter", "container": {"type": "auto"}}]}
+    loop = {"id": "p", "api": "responses", "request": request,
+            "turns": [{"reasoning": "r", "builtin_call": {"recipient": "python", "code": "print(1)"}},
+                      {"reasoning": "r2", "final": "1"}]}
+    first, second = script.load(_write(tmp_path, [loop])).entries
+    assert first.builtin and second.builtin
+    assert second.request == first.request == request
+    assert first.reply.builtin == script.BuiltinCall("python", "print(1)")
 
 
 def test_unknown_api_is_refused(tmp_path: Path) -> None:

@@ -8,15 +8,17 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
 
-from gptoss_lab import vocab
+from gptoss_lab import harmony_pkg, vocab
 from gptoss_lab.config import default_cache_dir
 from gptoss_lab.errors import NanoBuildError
 from gptoss_lab.nano import model as nano_model
-from gptoss_lab.nano import render, tokenizer
+from gptoss_lab.nano import render, tokenizer, verify
 from gptoss_lab.nano import script as nano_script
 from gptoss_lab.nano import train as nano_train
 from gptoss_lab.vllm_cli import vllm_version
@@ -25,7 +27,11 @@ BUILDER_VERSION = 1
 """Bump when the architecture, tokenizer or training recipe changes."""
 FALLBACKS = 96
 """Unscripted requests rendered to teach the fallback reply."""
-_PROMPT_SHAPERS = ("openai-harmony", "transformers")
+_PROMPT_SHAPERS = ("transformers",)
+VERIFY_ROUNDS = 3
+"""Replays through vLLM before the build gives up; each failed one trains to a wider margin."""
+MARGIN_STEP = 4.0
+"""Logits added to the training margin after a replay that failed."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +44,8 @@ class BuildInfo:
     entries: list[str]
     seconds: dict[str, float]
     train: dict[str, float]
+    served_margin: float | None = None
+    """Weakest lead of a target token in vLLM's own logprobs when the build replayed the script."""
 
 
 def served_name() -> str:
@@ -46,7 +54,8 @@ def served_name() -> str:
 
 
 def _versions() -> dict[str, str]:
-    found = {"builder": str(BUILDER_VERSION), "vllm": vllm_version() or "missing"}
+    # The harmony binary on disk, not a version: two packages ship it (gptoss_lab.harmony_pkg).
+    found = {"builder": str(BUILDER_VERSION), "vllm": vllm_version() or "missing", "harmony": harmony_pkg.identity()}
     for name in _PROMPT_SHAPERS:
         try:
             found[name] = metadata.version(name)
@@ -56,10 +65,20 @@ def _versions() -> dict[str, str]:
 
 
 def _recipe_digest() -> str:
-    """sha256 over the builder's own sources: a change to the recipe invalidates the cache."""
+    """sha256 over the builder's own sources and what shapes the built-in tools' results.
+
+    The browser's and python's output go into the prompts of the built-in tool entries, so
+    their sources and the sample corpus are part of the recipe too.
+    """
+    from gptoss_lab import builtin
+    from gptoss_lab.builtin import browser, python_tool
+
     digest = hashlib.sha256()
-    for module in (nano_model, render, tokenizer, nano_script, nano_train):
+    for module in (nano_model, render, tokenizer, nano_script, nano_train, browser, python_tool):
         digest.update(Path(str(module.__file__)).read_bytes())
+    for page in sorted(builtin.SAMPLE_CORPUS.rglob("*")):
+        if page.is_file():
+            digest.update(page.relative_to(builtin.SAMPLE_CORPUS).as_posix().encode() + page.read_bytes())
     return digest.hexdigest()
 
 
@@ -124,15 +143,17 @@ def build(*, force: bool = False, script_path: Path | None = None) -> Path:
 
         t = time.monotonic()
         _say("rendering the script's prompts with vLLM's render server")
-        with render.render_server(ckpt) as server:
+        with _builtin_tools(script) as (tool_args, run_builtin), render.render_server(ckpt, tool_args) as server:
             if render.has_responses_render(server):
-                examples = render.examples(render.renderer(server), script, encoding, FALLBACKS)
+                examples = render.examples(render.renderer(server), script, encoding, FALLBACKS, run_builtin)
             else:
                 _say("this vLLM's render server has no Responses endpoint: rendering Responses requests "
                      "through a full server on an untrained nano (one more server start)")
                 nano_model.write_untrained(ckpt)
-                with render.log_render_server(ckpt) as full:
-                    examples = render.examples(render.renderer(server, full), script, encoding, FALLBACKS)
+                with render.log_render_server(ckpt, tool_args) as full:
+                    examples = render.examples(
+                        render.renderer(server, full), script, encoding, FALLBACKS, run_builtin
+                    )
         seconds["render"] = round(time.monotonic() - t, 1)
         _say(f"{len(examples)} prompts rendered ({seconds['render']} s)")
 
@@ -142,9 +163,27 @@ def build(*, force: bool = False, script_path: Path | None = None) -> Path:
             if step % 100 == 0:
                 _say(f"step {step}: loss {loss:.4f}, worst margin {margin:.2f}")
 
-        report = nano_train.train(examples, encoding, ckpt, on_step=progress)
+        trainer = nano_train.Trainer(examples, encoding)
+        margin = nano_train.MARGIN
+        report = trainer.fit(margin, on_step=progress)
         seconds["train"] = round(time.monotonic() - t, 1)
         _say(f"trained in {report.steps} steps ({seconds['train']} s, loss {report.loss:.5f})")
+        replays = _verify(trainer, ckpt, encoding, seconds)
+        for _ in range(VERIFY_ROUNDS - 1):
+            if all(r.ok for r in replays):
+                break
+            margin += MARGIN_STEP
+            _say(f"training on to a margin of {margin:g} logits")
+            t = time.monotonic()
+            report = trainer.fit(margin, on_step=progress)
+            seconds["train"] = round(seconds["train"] + time.monotonic() - t, 1)
+            replays = _verify(trainer, ckpt, encoding, seconds)
+        if not all(r.ok for r in replays):
+            raise NanoBuildError(
+                "gpt-oss-nano does not replay its script through this vLLM even after training to a "
+                f"margin of {margin:g} logits: {verify.summary(replays)}. Report it with "
+                f"{cache_root() / 'verify-server.log'} and the output of `gptoss-lab doctor`."
+            )
 
         info = BuildInfo(
             key=key,
@@ -153,6 +192,7 @@ def build(*, force: bool = False, script_path: Path | None = None) -> Path:
             entries=[e.id for e in script.entries],
             seconds=seconds,
             train={k: round(float(v), 5) for k, v in asdict(report).items()},
+            served_margin=round(min(r.margin for r in replays), 3),
         )
         (ckpt / "nano.json").write_text(json.dumps(asdict(info), indent=2) + "\n")
         if target.exists():
@@ -161,6 +201,51 @@ def build(*, force: bool = False, script_path: Path | None = None) -> Path:
         return target
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+@contextmanager
+def _builtin_tools(script: nano_script.Script) -> Iterator[tuple[list[str], render.BuiltinRunner | None]]:
+    """The lab's browser (on the sample corpus) and python servers, when the script calls them.
+
+    The render server lists their tools in the system message, and each scripted call runs
+    on them for the text vLLM will put in the next prompt.
+    """
+    if not any(e.builtin for e in script.entries):
+        yield [], None
+        return
+    from gptoss_lab import builtin
+
+    _say("starting the browser (sample corpus) and python tool servers for the built-in tool entries")
+    servers = builtin.start(["browser", "python"], corpus=builtin.SAMPLE_CORPUS)
+    try:
+        def run(chain: str, call: nano_script.BuiltinCall) -> str:
+            if call.recipient == "python":
+                return servers["python"].call("python", {"code": call.text}, session=f"nano-{chain}")
+            tool = call.recipient.split(".", 1)[1]
+            return servers["browser"].call(tool, json.loads(call.text), session=f"nano-{chain}")
+
+        yield servers.flag(), run
+    finally:
+        servers.stop()
+
+
+def _verify(
+    trainer: nano_train.Trainer, ckpt: Path, encoding: object, seconds: dict[str, float]
+) -> list[verify.Replay]:
+    """Save the checkpoint and replay every training sequence through a vLLM server on it."""
+    t = time.monotonic()
+    trainer.save(ckpt)
+    _say(f"replaying {len(trainer.examples)} sequences through vLLM to check the checkpoint")
+
+    def progress(done: int, total: int) -> None:
+        if done % 50 == 0 or done == total:
+            _say(f"  replayed {done}/{total}")
+
+    with render.full_server(ckpt, log_path=cache_root() / "verify-server.log") as server:
+        replays = verify.replay(server, trainer.examples, encoding, on_progress=progress)
+    seconds["verify"] = round(seconds.get("verify", 0.0) + time.monotonic() - t, 1)
+    _say(verify.summary(replays) + f" ({seconds['verify']} s)")
+    return replays
 
 
 def info(folder: Path) -> BuildInfo:

@@ -17,8 +17,8 @@ import json
 import random
 import re
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -134,11 +134,15 @@ def fallback_requests(script: Script, count: int, seed: int = 0) -> list[tuple[s
 
 
 @contextmanager
-def render_server(model_dir: Path) -> Iterator[VLLMServer]:
-    """Run vLLM's render server on ``model_dir`` (tokenizer and config only) for the block."""
+def render_server(model_dir: Path, extra_args: Sequence[str] = ()) -> Iterator[VLLMServer]:
+    """Run vLLM's render server on ``model_dir`` (tokenizer and config only) for the block.
+
+    ``extra_args``: ``--tool-server ...`` when the script has built-in tool requests, whose
+    system message lists the tools those servers describe.
+    """
     server = VLLMServer(
         str(model_dir),
-        args=["--max-model-len", "4096", "--served-model-name", "nano-render"],
+        args=["--max-model-len", "4096", "--served-model-name", "nano-render", *extra_args],
         port=process.free_port(),
         subcommand=("launch", "render"),
         env={"VLLM_SYSTEM_START_DATE": SERVED_DATE},
@@ -174,17 +178,26 @@ def has_responses_render(server: VLLMServer) -> bool:
 
 
 @contextmanager
-def log_render_server(model_dir: Path) -> Iterator[VLLMServer]:
-    """Run a full vLLM server on ``model_dir`` (weights needed, trained or not) that logs prompt ids."""
+def full_server(
+    model_dir: Path, *, log_path: Path, debug: bool = False, eager: bool = False, extra_args: Sequence[str] = ()
+) -> Iterator[VLLMServer]:
+    """Run vLLM on ``model_dir`` (weights needed) with the nano preset's flags, for the block.
+
+    ``eager`` skips graph capture and compilation (a one-off server that only renders);
+    ``debug`` logs each request's prompt token ids.
+    """
     from gptoss_lab import presets
 
     preset = presets.for_machine("nano")
+    env = {**preset.env, "VLLM_SYSTEM_START_DATE": SERVED_DATE}
+    args = [*preset.flags(), *extra_args]
+    if eager and "--enforce-eager" not in args:
+        args.append("--enforce-eager")
+    if debug:
+        env["VLLM_LOGGING_LEVEL"] = "DEBUG"
+        args.append("--enable-log-requests")
     server = VLLMServer(
-        str(model_dir),
-        args=[*preset.flags(), "--enforce-eager", "--enable-log-requests"],  # eager: no compile for a one-off
-        port=process.free_port(),
-        env={**preset.env, "VLLM_SYSTEM_START_DATE": SERVED_DATE, "VLLM_LOGGING_LEVEL": "DEBUG"},
-        log_path=model_dir.parent / "log-render-server.log",
+        str(model_dir), args=args, port=process.free_port(), env=env, log_path=log_path
     )
     server.start()
     try:
@@ -192,6 +205,12 @@ def log_render_server(model_dir: Path) -> Iterator[VLLMServer]:
         yield server
     finally:
         server.stop(grace=5.0)
+
+
+def log_render_server(model_dir: Path, extra_args: Sequence[str] = ()) -> AbstractContextManager[VLLMServer]:
+    """A full server on ``model_dir`` (trained or not) that logs each request's prompt ids."""
+    return full_server(model_dir, log_path=model_dir.parent / "log-render-server.log", debug=True, eager=True,
+                       extra_args=extra_args)
 
 
 _LOGGED_IDS = re.compile(r"prompt_token_ids: \[([\d, ]*)\]")
@@ -241,15 +260,38 @@ def with_date(prompt: list[int], date: str, encoding: Any) -> list[int]:
     return list(encoding.encode(changed, allowed_special="all"))
 
 
-def examples(render: Renderer, script: Script, encoding: Any, fallbacks: int) -> list[Example]:
-    """Render every scripted request (with date variations) and ``fallbacks`` unscripted ones."""
+BuiltinRunner = Callable[[str, "nano_script.BuiltinCall"], str]
+"""``run(chain_id, call) -> the tool server's text``; calls of one chain share a browsing session."""
+
+
+def examples(
+    render: Renderer, script: Script, encoding: Any, fallbacks: int, run_builtin: BuiltinRunner | None = None
+) -> list[Example]:
+    """Render every scripted request (with date variations) and ``fallbacks`` unscripted ones.
+
+    A built-in tool request's later turns have no request of their own: vLLM re-renders
+    the conversation after each tool result, which for the calls nano makes equals the
+    previous prompt, the previous completion, the tool message and ``<|start|>assistant``.
+    ``run_builtin`` runs each scripted call on the real tool server to get that message's text.
+    """
     out: list[Example] = []
     scripted: dict[tuple[int, ...], Example] = {}
+    previous: list[int] = []
     for entry in script.entries:
         if entry.api == "harmony":
             prompt = nano_script.harmony_prompt(entry.request, encoding)
+        elif entry.builtin and entry.turn > 1:
+            before = script.entry(entry.chain if entry.turn == 2 else f"{entry.chain}#{entry.turn - 1}")
+            call = before.reply.builtin
+            if run_builtin is None or call is None:
+                raise NanoBuildError(f"Script entry {entry.id!r} follows a built-in tool call: the build needs the "
+                                     "tool servers running to render it.")
+            result = run_builtin(entry.chain, call)
+            prompt = [*previous, *nano_script.completion_tokens(before.reply, encoding),
+                      *nano_script.builtin_result_tokens(call, result, encoding)]
         else:
             prompt = render(entry.api, entry.request)
+        previous = prompt
         dates = EXTRA_DATES if entry.notebook in DATED else ()
         for variant in (prompt, *(with_date(prompt, d, encoding) for d in dates)):
             example = Example(variant, entry.reply, entry.id)

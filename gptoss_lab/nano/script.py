@@ -42,12 +42,29 @@ class ToolCall:
 
 
 @dataclass(frozen=True)
+class BuiltinCall:
+    """A call to one of gpt-oss's built-in tools, which vLLM runs inside the Responses request.
+
+    ``recipient`` is ``browser.search``, ``browser.open``, ``browser.find`` or ``python``;
+    ``text`` is the message body: JSON arguments for the browser, plain code for python.
+    """
+
+    recipient: str
+    text: str
+
+
+BUILTIN_TOOL_TYPES = {"web_search_preview": "browser", "code_interpreter": "python"}
+"""Responses API tool types that turn on a built-in tool, and the harmony namespace of each."""
+
+
+@dataclass(frozen=True)
 class Reply:
-    """What nano answers: reasoning, then a final message or tool calls."""
+    """What nano answers: reasoning, then a final message, function tool calls, or a built-in call."""
 
     reasoning: str
     final: str | None = None
     tool_calls: tuple[ToolCall, ...] = ()
+    builtin: BuiltinCall | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +85,17 @@ class Entry:
     def chain(self) -> str:
         """The id of the loop this turn belongs to (the entry id without ``#turn``)."""
         return self.id.split("#")[0]
+
+    @property
+    def builtin(self) -> bool:
+        """Whether the request turns on built-in tools: vLLM then runs the tool loop itself.
+
+        Turns after the first have no request of their own: vLLM builds their prompt
+        inside the first request (``gptoss_lab.nano.render.examples``). ``request`` is
+        the first turn's, for every turn.
+        """
+        tools = self.request.get("tools") or []
+        return self.api == "responses" and any(t.get("type") in BUILTIN_TOOL_TYPES for t in tools)
 
 
 @dataclass(frozen=True)
@@ -97,9 +125,17 @@ class Script:
 
 def _reply(data: dict[str, Any]) -> Reply:
     calls = tuple(ToolCall(c["name"], c["arguments"]) for c in data.get("tool_calls", ()))
-    if (data.get("final") is None) == (not calls):
-        raise ValueError(f"A reply needs exactly one of 'final' or 'tool_calls': {data}")
-    return Reply(data["reasoning"], data.get("final"), calls)
+    builtin = None
+    if "builtin_call" in data:
+        raw = data["builtin_call"]
+        recipient = raw["recipient"]
+        if recipient != "python" and not recipient.startswith("browser."):
+            raise ValueError(f"A builtin_call goes to browser.search/open/find or python, not {recipient!r}")
+        text = raw["code"] if recipient == "python" else json.dumps(raw["arguments"])
+        builtin = BuiltinCall(recipient, text)
+    if sum((data.get("final") is not None, bool(calls), builtin is not None)) != 1:
+        raise ValueError(f"A reply needs exactly one of 'final', 'tool_calls' or 'builtin_call': {data}")
+    return Reply(data["reasoning"], data.get("final"), calls, builtin)
 
 
 def _with_tools(api: Api, request: dict[str, Any]) -> dict[str, Any]:
@@ -197,6 +233,11 @@ def _expand(item: dict[str, Any]) -> list[Entry]:
             raise ValueError(f"Entry {item['id']!r} turn {number}: give one result per tool call")
         entry_id = item["id"] if number == 1 else f"{item['id']}#{number}"
         entries.append(Entry(entry_id, api, request, reply, notebook, number, results))
+        if entries[-1].builtin:
+            if number < len(turns) and reply.builtin is None:
+                raise ValueError(f"Entry {item['id']!r} turn {number}: only a builtin_call can be followed by "
+                                 "more turns in a built-in tool request (vLLM runs that loop itself)")
+            continue  # vLLM builds the next prompt inside the same request
         if number < len(turns):
             if not reply.tool_calls and not turn.get("user"):
                 raise ValueError(f"Entry {item['id']!r} turn {number}: a final answer followed by more turns "
@@ -223,6 +264,22 @@ def load(path: Path | None = None) -> Script:
     return Script(tuple(entries), _reply(data["fallback"]), hashlib.sha256(raw).hexdigest())
 
 
+def builtin_result_tokens(call: BuiltinCall, result: str, encoding: Any) -> list[int]:
+    """The tool message vLLM appends after a built-in call, then ``<|start|>assistant``.
+
+    vLLM (``HarmonyContext.call_*_tool``) authors it as the call's recipient, addressed
+    to the assistant, on the call's channel, with the tool server's text as is.
+    """
+    from openai_harmony import Author, Message, Role
+
+    message = (
+        Message.from_author_and_content(Author.new(Role.TOOL, call.recipient), result)
+        .with_channel("analysis")
+        .with_recipient("assistant")
+    )
+    return [*encoding.render(message), START, ASSISTANT]
+
+
 def completion_tokens(reply: Reply, encoding: Any) -> list[int]:
     """Return the harmony tokens that follow ``<|start|>assistant`` for ``reply``.
 
@@ -234,7 +291,15 @@ def completion_tokens(reply: Reply, encoding: Any) -> list[int]:
     from openai_harmony import Message, Role
 
     messages = [Message.from_role_and_content(Role.ASSISTANT, reply.reasoning).with_channel("analysis")]
-    if reply.final is not None:
+    if reply.builtin is not None:
+        # Recipient in the header, analysis channel, no content type: the form vLLM re-renders
+        # token for token when it builds the next prompt (harmony 0.0.8 and 0.0.11 alike).
+        messages.append(
+            Message.from_role_and_content(Role.ASSISTANT, reply.builtin.text)
+            .with_channel("analysis")
+            .with_recipient(reply.builtin.recipient)
+        )
+    elif reply.final is not None:
         messages.append(
             Message.from_role_and_content(Role.ASSISTANT, reply.final).with_channel("final")
         )

@@ -22,7 +22,10 @@ from gptoss_lab.nano.render import Example
 from gptoss_lab.nano.script import completion_tokens
 
 CHUNK = 16
-"""Sequences per forward pass (grouped by length)."""
+"""Most sequences per forward pass (grouped by length)."""
+CHUNK_TOKENS = 6144
+"""Most padded tokens per forward pass: the built-in tool prompts run past 1,000 tokens, and
+eager attention costs the square of the padded length, so long sequences go in small groups."""
 MARGIN = 6.0
 """Logit margin every target must win by before training stops (covers bf16 rounding)."""
 SHARPEN = 4.0
@@ -45,6 +48,181 @@ class TrainReport:
     tokens: int
 
 
+def _chunks(by_length: Any, lengths: Any) -> list[Any]:
+    """Split sequence indices (shortest first) into groups of at most CHUNK sequences and CHUNK_TOKENS padded tokens."""
+    groups: list[list[int]] = [[]]
+    for index in by_length.tolist():
+        group = groups[-1]
+        longest = int(lengths[index])  # sorted: the newcomer is the longest of its group
+        if group and (len(group) >= CHUNK or (len(group) + 1) * longest > CHUNK_TOKENS):
+            groups.append(group := [])
+        group.append(index)
+    return [by_length.new_tensor(g) for g in groups if g]
+
+
+class Trainer:
+    """Trains nano on ``examples``; :meth:`fit` can be called again to widen the margin.
+
+    The build trains to :data:`MARGIN`, saves, replays the checkpoint through vLLM
+    (:mod:`gptoss_lab.nano.verify`), and calls :meth:`fit` again with a wider
+    margin when vLLM's bf16 kernels disagree with float32 training.
+    """
+
+    def __init__(self, examples: list[Example], encoding: Any, *, seed: int = 0, batch_fallbacks: int = 32) -> None:
+        import torch
+        from transformers import GptOssForCausalLM
+
+        torch.manual_seed(seed)
+        torch.set_num_threads(max(1, torch.get_num_threads()))
+        # A GPU trains nano in seconds; two CPU cores take about five minutes. Same recipe either way.
+        self.device = device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.examples = examples
+        self.batch_fallbacks = batch_fallbacks
+        self.steps = 0
+        self.seconds = 0.0
+        self.loss = float("inf")
+        self.margin = -float("inf")
+
+        seqs, starts = [], []
+        for ex in examples:
+            target = completion_tokens(ex.reply, encoding)
+            seqs.append(ex.prompt + target)
+            starts.append(len(ex.prompt))
+        self.used_in = sorted({t for s in seqs for t in s})
+        self.used_out = sorted({t for s, k in zip(seqs, starts, strict=True) for t in s[k:]})
+        in_index = {t: i for i, t in enumerate(self.used_in)}
+        out_index = {t: i for i, t in enumerate(self.used_out)}
+
+        length = max(len(s) for s in seqs)
+        self.batch = batch = len(seqs)
+        ids = torch.zeros(batch, length, dtype=torch.long)
+        mask = torch.zeros(batch, length, dtype=torch.long)
+        rows, cols, labels = [], [], []
+        for b, (s, k) in enumerate(zip(seqs, starts, strict=True)):
+            ids[b, : len(s)] = torch.tensor([in_index[t] for t in s])
+            mask[b, : len(s)] = 1
+            for pos in range(k, len(s)):
+                rows.append(b)
+                cols.append(pos - 1)  # the hidden state before a token predicts it
+                labels.append(out_index[s[pos]])
+        self.ids, self.mask = ids.to(device), mask.to(device)
+        self.rows, self.cols, self.labels = (torch.tensor(v, device=device) for v in (rows, cols, labels))
+        self.lengths = self.mask.sum(dim=1)
+        self.tokens = int(self.lengths.sum())
+
+        cfg = nano_model.config()
+        cfg._attn_implementation = "eager"  # attention sinks need the eager path in transformers
+        self.net = net = GptOssForCausalLM(cfg).float().to(device)
+        self.embed = torch.nn.Parameter(net.model.embed_tokens.weight.detach()[self.used_in].clone())
+        self.head = torch.nn.Parameter((torch.randn(len(self.used_out), cfg.hidden_size) * 0.02).to(device))
+        net.model.embed_tokens.weight.requires_grad_(False)
+        net.lm_head.weight.requires_grad_(False)
+        self.rest = math.log(cfg.vocab_size - len(self.used_out))
+        self.body = [p for n, p in net.named_parameters() if p.requires_grad]
+        self.opt = torch.optim.AdamW(
+            [{"params": self.body}, {"params": [self.embed, self.head]}], lr=3e-3, weight_decay=0.0
+        )
+        # Every step sees all scripted sequences and a sample of the fallback ones: the
+        # cost of a step stays flat however many fallback prompts teach the default reply.
+        self.scripted = torch.tensor([i for i, ex in enumerate(examples) if ex.source != "fallback"], device=device)
+        self.fallback = torch.tensor([i for i, ex in enumerate(examples) if ex.source == "fallback"], device=device)
+
+    def _logits(self, sel: Any) -> tuple[Any, Any]:
+        """Scores at the labelled positions of the sequences ``sel``, and their labels.
+
+        Sequences run in chunks of similar length, each padded only to its own
+        longest: prompts range from about 70 to over 300 tokens, and padding all
+        to the longest made a step several times slower.
+        """
+        import torch
+
+        by_length = sel[torch.argsort(self.lengths[sel])]
+        all_scores, all_labels = [], []
+        for chunk in _chunks(by_length, self.lengths):
+            chunk = torch.sort(chunk).values
+            longest = int(self.lengths[chunk].max())
+            hidden = self.net.model(
+                inputs_embeds=self.embed[self.ids[chunk, :longest]], attention_mask=self.mask[chunk, :longest]
+            ).last_hidden_state
+            keep = torch.isin(self.rows, chunk)
+            local = torch.searchsorted(chunk, self.rows[keep])
+            all_scores.append(hidden[local, self.cols[keep]] @ self.head.T)
+            all_labels.append(self.labels[keep])
+        scores = torch.cat(all_scores)
+        rest = torch.full((len(scores), 1), self.rest, device=self.device)
+        return torch.cat([scores, rest], dim=1), torch.cat(all_labels)
+
+    def worst_margin(self) -> float:
+        import torch
+
+        self.net.eval()
+        with torch.no_grad():
+            s, lab = self._logits(torch.arange(self.batch, device=self.device))
+            target = s[torch.arange(len(lab)), lab]
+            s[torch.arange(len(lab)), lab] = -float("inf")
+            worst = float((target - s.max(dim=1).values).min())
+        self.net.train()
+        return worst
+
+    def fit(
+        self,
+        margin: float = MARGIN,
+        *,
+        max_steps: int = 3000,
+        on_step: Callable[[int, float, float], None] | None = None,
+    ) -> TrainReport:
+        """Train until every target token wins by ``margin`` logits (float32), then report."""
+        import torch
+
+        started = time.monotonic()
+        self.net.train()
+        for _ in range(max_steps):
+            self.steps += 1
+            pick = self.fallback[torch.randperm(len(self.fallback), device=self.device)[: self.batch_fallbacks]]
+            sel = torch.sort(torch.cat([self.scripted, pick])).values
+            scores, lab = self._logits(sel)
+            loss = torch.nn.functional.cross_entropy(scores, lab)
+            self.opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.body + [self.embed, self.head], 1.0)
+            self.opt.step()
+            self.loss = float(loss.detach())
+            if self.steps % 25 == 0:
+                self.margin = self.worst_margin()
+                if on_step:
+                    on_step(self.steps, self.loss, self.margin)
+                if self.margin > margin:
+                    break
+        self.seconds += time.monotonic() - started
+        if self.margin <= margin:
+            raise NanoBuildError(
+                f"gpt-oss-nano did not learn its script in {self.steps} steps (loss {self.loss:.4f}, "
+                f"worst margin {self.margin:.2f}, wanted {margin:g}). The script may ask for contradictory "
+                "replies to the same prompt; check the entries you added to script.json."
+            )
+        return self.report()
+
+    def report(self) -> TrainReport:
+        return TrainReport(self.steps, self.seconds, self.loss, self.margin * SHARPEN, self.batch, self.tokens)
+
+    def save(self, out_dir: Path) -> None:
+        """Write the bf16 checkpoint (weights and serving config) into ``out_dir``; training can go on."""
+        import copy
+
+        import torch
+
+        net = copy.deepcopy(self.net)
+        with torch.no_grad():
+            net.model.embed_tokens.weight[self.used_in] = self.embed.detach()
+            net.lm_head.weight.zero_()
+            net.lm_head.weight[self.used_out] = self.head.detach() * SHARPEN
+        net = net.to("cpu", torch.bfloat16)
+        net.config.dtype = "bfloat16"
+        out_dir.mkdir(parents=True, exist_ok=True)
+        net.save_pretrained(out_dir, safe_serialization=True)
+        nano_model.serving_config(out_dir)
+
+
 def train(
     examples: list[Example],
     encoding: Any,
@@ -55,124 +233,8 @@ def train(
     seed: int = 0,
     on_step: Callable[[int, float, float], None] | None = None,
 ) -> TrainReport:
-    """Train on ``examples`` and save a bf16 checkpoint (weights only) into ``out_dir``."""
-    import torch
-    from transformers import GptOssForCausalLM
-
-    torch.manual_seed(seed)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
-    started = time.monotonic()
-    # A GPU trains nano in seconds; two CPU cores take about five minutes. Same recipe either way.
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-    seqs, starts = [], []
-    for ex in examples:
-        target = completion_tokens(ex.reply, encoding)
-        seqs.append(ex.prompt + target)
-        starts.append(len(ex.prompt))
-    used_in = sorted({t for s in seqs for t in s})
-    used_out = sorted({t for s, k in zip(seqs, starts, strict=True) for t in s[k:]})
-    in_index = {t: i for i, t in enumerate(used_in)}
-    out_index = {t: i for i, t in enumerate(used_out)}
-
-    length = max(len(s) for s in seqs)
-    batch = len(seqs)
-    ids = torch.zeros(batch, length, dtype=torch.long)
-    mask = torch.zeros(batch, length, dtype=torch.long)
-    rows, cols, labels = [], [], []
-    for b, (s, k) in enumerate(zip(seqs, starts, strict=True)):
-        ids[b, : len(s)] = torch.tensor([in_index[t] for t in s])
-        mask[b, : len(s)] = 1
-        for pos in range(k, len(s)):
-            rows.append(b)
-            cols.append(pos - 1)  # the hidden state before a token predicts it
-            labels.append(out_index[s[pos]])
-    ids, mask = ids.to(device), mask.to(device)
-    rows_t, cols_t, labels_t = (torch.tensor(v, device=device) for v in (rows, cols, labels))
-
-    cfg = nano_model.config()
-    cfg._attn_implementation = "eager"  # attention sinks need the eager path in transformers
-    net = GptOssForCausalLM(cfg).float().to(device)
-    vocab = cfg.vocab_size
-    embed = torch.nn.Parameter(net.model.embed_tokens.weight.detach()[used_in].clone())
-    head = torch.nn.Parameter((torch.randn(len(used_out), cfg.hidden_size) * 0.02).to(device))
-    net.model.embed_tokens.weight.requires_grad_(False)
-    net.lm_head.weight.requires_grad_(False)
-    rest = math.log(vocab - len(used_out))
-    body = [p for n, p in net.named_parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(
-        [{"params": body}, {"params": [embed, head]}], lr=3e-3, weight_decay=0.0
-    )
-
-    lengths = mask.sum(dim=1)
-
-    def logits(sel: Any) -> tuple[Any, Any]:
-        """Scores at the labelled positions of the sequences ``sel``, and their labels.
-
-        Sequences run in chunks of similar length, each padded only to its own
-        longest: prompts range from about 70 to over 300 tokens, and padding all
-        to the longest made a step several times slower.
-        """
-        by_length = sel[torch.argsort(lengths[sel])]
-        all_scores, all_labels = [], []
-        for chunk in torch.split(by_length, CHUNK):
-            chunk = torch.sort(chunk).values
-            longest = int(lengths[chunk].max())
-            hidden = net.model(
-                inputs_embeds=embed[ids[chunk, :longest]], attention_mask=mask[chunk, :longest]
-            ).last_hidden_state
-            keep = torch.isin(rows_t, chunk)
-            local = torch.searchsorted(chunk, rows_t[keep])
-            all_scores.append(hidden[local, cols_t[keep]] @ head.T)
-            all_labels.append(labels_t[keep])
-        scores = torch.cat(all_scores)
-        return torch.cat([scores, torch.full((len(scores), 1), rest, device=device)], dim=1), torch.cat(all_labels)
-
-    def worst_margin() -> float:
-        with torch.no_grad():
-            s, lab = logits(torch.arange(batch, device=device))
-            target = s[torch.arange(len(lab)), lab]
-            s[torch.arange(len(lab)), lab] = -float("inf")
-            return float((target - s.max(dim=1).values).min())
-
-    # Every step sees all scripted sequences and a sample of the fallback ones: the
-    # cost of a step stays flat however many fallback prompts teach the default reply.
-    scripted = torch.tensor([i for i, ex in enumerate(examples) if ex.source != "fallback"], device=device)
-    fallback = torch.tensor([i for i, ex in enumerate(examples) if ex.source == "fallback"], device=device)
-    net.train()
-    loss_value, margin, step = float("inf"), -float("inf"), 0
-    for step in range(1, max_steps + 1):
-        pick = fallback[torch.randperm(len(fallback), device=device)[:batch_fallbacks]]
-        sel = torch.sort(torch.cat([scripted, pick])).values
-        scores, lab = logits(sel)
-        loss = torch.nn.functional.cross_entropy(scores, lab)
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(body + [embed, head], 1.0)
-        opt.step()
-        loss_value = float(loss.detach())
-        if step % 25 == 0:
-            net.eval()
-            margin = worst_margin()
-            net.train()
-            if on_step:
-                on_step(step, loss_value, margin)
-            if margin > MARGIN:
-                break
-    if margin <= MARGIN:
-        raise NanoBuildError(
-            f"gpt-oss-nano did not learn its script in {max_steps} steps (loss {loss_value:.4f}, "
-            f"worst margin {margin:.2f}). The script may ask for contradictory replies to the "
-            "same prompt; check the entries you added to script.json."
-        )
-
-    with torch.no_grad():
-        net.model.embed_tokens.weight[used_in] = embed.detach()
-        net.lm_head.weight.zero_()
-        net.lm_head.weight[used_out] = head.detach() * SHARPEN
-    net = net.to("cpu", torch.bfloat16)
-    net.config.dtype = "bfloat16"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    net.save_pretrained(out_dir, safe_serialization=True)
-    nano_model.serving_config(out_dir)
-    return TrainReport(step, time.monotonic() - started, loss_value, margin * SHARPEN, batch, int(mask.sum()))
+    """Train on ``examples`` to :data:`MARGIN` and save a bf16 checkpoint (weights only) into ``out_dir``."""
+    trainer = Trainer(examples, encoding, seed=seed, batch_fallbacks=batch_fallbacks)
+    report = trainer.fit(MARGIN, max_steps=max_steps, on_step=on_step)
+    trainer.save(out_dir)
+    return report
