@@ -85,6 +85,11 @@ def near_misses(script: Script, per_entry: int, seed: int = 1) -> list[tuple[str
     for entry in script.entries:
         if entry.turn > 1 or entry.api == "harmony":  # follow-ups differ from their first turn already
             continue
+        if entry.builtin:
+            # A built-in tool prompt is ~500 tokens of tool descriptions before the user's words:
+            # two layers never told a one-word change there from the scripted request (the margin
+            # of the pair stayed at zero for 250 steps). The tool block sets these prompts apart.
+            continue
         for _ in range(per_entry):
             request = json.loads(json.dumps(entry.request))
             if entry.api == "chat":

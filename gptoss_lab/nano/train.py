@@ -126,6 +126,9 @@ class Trainer:
         # cost of a step stays flat however many fallback prompts teach the default reply.
         self.scripted = torch.tensor([i for i, ex in enumerate(examples) if ex.source != "fallback"], device=device)
         self.fallback = torch.tensor([i for i, ex in enumerate(examples) if ex.source == "fallback"], device=device)
+        self.hard = self.fallback[:0]
+        """The weakest fallback sequences at the last margin check; every step trains them."""
+        self._last_rows = self.rows[:0]
 
     def _logits(self, sel: Any) -> tuple[Any, Any]:
         """Scores at the labelled positions of the sequences ``sel``, and their labels.
@@ -137,7 +140,7 @@ class Trainer:
         import torch
 
         by_length = sel[torch.argsort(self.lengths[sel])]
-        all_scores, all_labels = [], []
+        all_scores, all_labels, all_rows = [], [], []
         for chunk in _chunks(by_length, self.lengths):
             chunk = torch.sort(chunk).values
             longest = int(self.lengths[chunk].max())
@@ -148,8 +151,10 @@ class Trainer:
             local = torch.searchsorted(chunk, self.rows[keep])
             all_scores.append(hidden[local, self.cols[keep]] @ self.head.T)
             all_labels.append(self.labels[keep])
+            all_rows.append(self.rows[keep])
         scores = torch.cat(all_scores)
         rest = torch.full((len(scores), 1), self.rest, device=self.device)
+        self._last_rows = torch.cat(all_rows)
         return torch.cat([scores, rest], dim=1), torch.cat(all_labels)
 
     def worst_margin(self) -> float:
@@ -160,7 +165,15 @@ class Trainer:
             s, lab = self._logits(torch.arange(self.batch, device=self.device))
             target = s[torch.arange(len(lab)), lab]
             s[torch.arange(len(lab)), lab] = -float("inf")
-            worst = float((target - s.max(dim=1).values).min())
+            margins = target - s.max(dim=1).values
+            worst = float(margins.min())
+            per_sequence = torch.full((self.batch,), float("inf"), device=self.device)
+            per_sequence.scatter_reduce_(0, self._last_rows, margins, reduce="amin")
+            # The next steps train the weakest fallback sequences (near-misses of a scripted
+            # request, mostly) besides a random sample: seen one step in six, they held
+            # the worst margin below zero for hundreds of steps.
+            weakest = torch.argsort(per_sequence[self.fallback])[: self.batch_fallbacks // 2]
+            self.hard = self.fallback[weakest]
         self.net.train()
         return worst
 
@@ -178,8 +191,9 @@ class Trainer:
         self.net.train()
         for _ in range(max_steps):
             self.steps += 1
-            pick = self.fallback[torch.randperm(len(self.fallback), device=self.device)[: self.batch_fallbacks]]
-            sel = torch.sort(torch.cat([self.scripted, pick])).values
+            rest = self.fallback[~torch.isin(self.fallback, self.hard)]
+            pick = rest[torch.randperm(len(rest), device=self.device)[: self.batch_fallbacks - len(self.hard)]]
+            sel = torch.sort(torch.cat([self.scripted, self.hard, pick])).values
             scores, lab = self._logits(sel)
             loss = torch.nn.functional.cross_entropy(scores, lab)
             self.opt.zero_grad()
