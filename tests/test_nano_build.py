@@ -122,3 +122,18 @@ def test_training_groups_long_sequences_in_small_chunks() -> None:
         assert len(chunk) <= train.CHUNK
         assert len(chunk) == 1 or len(chunk) * int(lengths[chunk].max()) <= train.CHUNK_TOKENS
     assert [len(c) for c in chunks] == [16, 16, 8, 5]
+
+
+def test_builtin_entries_without_the_tool_server_packages_fail_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+    import importlib.util
+
+    from gptoss_lab.nano import script as nano_script
+
+    build = importlib.import_module("gptoss_lab.nano.build")  # the package exports the function build()
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "bm25s" else real(name, *a))
+    with pytest.raises(NanoBuildError, match=r"needs bm25s: install the `builtin` extra"), \
+            build._builtin_tools(nano_script.load()):
+        pass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import shutil
 import sys
@@ -213,6 +214,13 @@ def _builtin_tools(script: nano_script.Script) -> Iterator[tuple[list[str], rend
     if not any(e.builtin for e in script.entries):
         yield [], None
         return
+    missing = [name for name in ("bm25s", "mcp") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise NanoBuildError(
+            f"The nano script has built-in tool entries, and rendering them needs the lab's tool servers, "
+            f"which need {' and '.join(missing)}: install the `builtin` extra "
+            "(`uv pip install -e '.[builtin]'`; `make setup` does)."
+        )
     from gptoss_lab import builtin
 
     _say("starting the browser (sample corpus) and python tool servers for the built-in tool entries")
