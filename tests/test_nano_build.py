@@ -134,6 +134,6 @@ def test_builtin_entries_without_the_tool_server_packages_fail_clearly(monkeypat
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "bm25s" else real(name, *a))
-    with pytest.raises(NanoBuildError, match=r"needs bm25s: install the `builtin` extra"), \
+    with pytest.raises(NanoBuildError, match=r"which need bm25s: install the `builtin` extra"), \
             build._builtin_tools(nano_script.load()):
         pass
