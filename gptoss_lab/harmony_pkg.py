@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import hashlib
 import re
 from importlib import metadata
@@ -62,7 +63,14 @@ def _binary() -> Path | None:
 
 
 def _record_hash(path: Path) -> str:
-    digest = hashlib.sha256(path.read_bytes()).digest()
+    """The binary's hash as a wheel RECORD writes it; read once per file version (it is ~7 MB)."""
+    stat = path.stat()
+    return _hash_file(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4)
+def _hash_file(path: str, size: int, mtime_ns: int) -> str:  # size and mtime key the cache
+    digest = hashlib.sha256(Path(path).read_bytes()).digest()
     return "sha256=" + base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
