@@ -20,7 +20,7 @@ from gptoss_lab.display import StreamResult, show_stream
 from gptoss_lab.doctor import Report, doctor, install_commands
 from gptoss_lab.errors import LabError, NanoBuildError, ServerError, VocabError
 from gptoss_lab.hardware import has_gpu
-from gptoss_lab.loop import ToolLoopError, ToolRun, Transcript, run_calls, run_tools
+from gptoss_lab.loop import ToolLoopError, ToolRun, Transcript, model_turn, run_calls, run_tools, scripted_model
 from gptoss_lab.server import VLLMServer, connect, current, orphans, resolve_model, serve, stop_port
 from gptoss_lab.tools import Tool, run_call, tool
 
@@ -68,6 +68,7 @@ __all__ = [
     "has_gpu",
     "install_commands",
     "model_name",
+    "model_turn",
     "orphans",
     "reasoning_of",
     "resolve_model",
@@ -75,6 +76,7 @@ __all__ = [
     "run_call",
     "run_calls",
     "run_tools",
+    "scripted_model",
     "serve",
     "settings",
     "show_stream",

@@ -29,6 +29,12 @@ def _vocab(args: argparse.Namespace) -> int:
 def _nano(args: argparse.Namespace) -> int:
     from gptoss_lab import nano
 
+    if args.plain:
+        from gptoss_lab.nano import plain
+
+        folder = plain.path(build_if_missing=False) if args.action == "path" else plain.build(force=args.force)
+        print(folder)
+        return 0
     if args.action == "path":
         print(nano.path(build_if_missing=False))
         return 0
@@ -133,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("nano", help="build or locate gpt-oss-nano")
     p.add_argument("action", choices=["build", "path"])
     p.add_argument("--force", action="store_true", help="rebuild even if cached")
+    p.add_argument("--plain", action="store_true",
+                   help="gpt-oss-nano-plain instead: one sentence for every request, never a tool call")
     p.set_defaults(func=_nano)
     p = sub.add_parser("serve", help="start vLLM with the recommended model (nano on CPU)")
     p.add_argument("--model", default=None)

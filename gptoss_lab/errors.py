@@ -21,3 +21,11 @@ class NanoBuildError(LabError):
 
 class ServerError(LabError):
     """The vLLM server could not be started, reached or stopped."""
+
+
+class ScriptError(LabError, ValueError):
+    """gpt-oss-nano's script (``gptoss_lab/nano/script.json``) is malformed."""
+
+
+class UnfaithfulScriptError(ScriptError):
+    """A scripted reply is one gpt-oss could not produce, so nano would teach something false."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 import concurrent.futures
 import html
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -110,6 +110,8 @@ class Turn:
     runs: tuple[ToolRun, ...] = ()
     tools_seconds: float = 0.0
     """Wall time of this turn's tool calls, run side by side (compare the sum of ``run.seconds``)."""
+    constructed: bool = False
+    """True when a stand-in (:func:`scripted_model`) wrote this turn, not the served model."""
 
 
 @dataclass
@@ -132,11 +134,25 @@ class Transcript:
         """Every tool call run, in order."""
         return [run for turn in self.turns for run in turn.runs]
 
+    def describe(self) -> str:
+        """Say what the served model did in this loop, read off the run (constructed turns are not counted)."""
+        served = [t for t in self.turns if not t.constructed]
+        if not served:
+            return "the served model did not answer in this loop"
+        calls = sum(len(t.result.tool_calls) for t in served)
+        ending = "gave a final answer" if self.final is not None and not self.turns[-1].constructed else \
+            "was stopped before a final answer"
+        if calls == 0:
+            return f"the model answered without calling a tool ({len(served)} turn(s)) and {ending}"
+        most = max(len(t.result.tool_calls) for t in served)
+        per_turn = "one call per turn" if most == 1 else f"up to {most} calls in one turn"
+        return f"the model made {calls} tool call(s) in {len(served)} turn(s), {per_turn}, and {ending}"
+
     def __str__(self) -> str:
         lines = [f"{self.api} tool loop: {len(self.turns)} turn(s), {len(self.runs)} tool call(s), "
                  f"{self.seconds:.2f} s"]
         for number, turn in enumerate(self.turns, 1):
-            lines.append(f"turn {number}")
+            lines.append(f"turn {number}" + (" (constructed, not the model's)" if turn.constructed else ""))
             if turn.result.reasoning:
                 lines.append(f"  reasoning: {turn.result.reasoning}")
             for run in turn.runs:
@@ -152,7 +168,7 @@ class Transcript:
         parts = [f"<div><b>{self.api} tool loop</b>: {len(self.turns)} turn(s), {len(self.runs)} tool "
                  f"call(s), {self.seconds:.2f} s</div><ol>"]
         for turn in self.turns:
-            parts.append("<li>")
+            parts.append("<li>" + ("<i>constructed turn, not the model's</i>" if turn.constructed else ""))
             if turn.result.reasoning:
                 parts.append(reasoning_html(turn.result.reasoning))
             for run in turn.runs:
@@ -162,6 +178,54 @@ class Transcript:
             parts.append("</li>")
         parts.append("</ol>")
         return "".join(parts)
+
+
+# --- constructed model turns -------------------------------------------------------------------
+
+Model = Callable[[list[Any]], "Result | None"]
+"""A stand-in for the server in :func:`run_tools`: called with the history so far, it returns the model's
+turn, or None to let the server answer this turn."""
+
+
+def model_turn(reasoning: str | None = None, *, calls: Sequence[tuple[str, str]] = (),
+               final: str | None = None) -> Result:
+    """Build a model turn by hand: reasoning, then tool calls ``(name, raw JSON arguments)`` or a final answer.
+
+    A real model will not misbehave on cue (write broken JSON, call a tool that does not
+    exist, loop forever), so ``03_tools`` shows what the loop does with such turns by
+    feeding it constructed ones (:func:`scripted_model`). The arguments are raw text on
+    purpose: they may be malformed.
+    """
+    if bool(calls) == (final is not None):
+        raise ValueError("a model turn has either tool calls or a final answer")
+    requests = tuple(ToolCallRequest(f"call_{i}", name, arguments) for i, (name, arguments) in enumerate(calls))
+    return Result(reasoning, final, requests, {})
+
+
+def scripted_model(*turns: Result, repeat_last: bool = False, then_server: bool = False) -> Model:
+    """A stand-in that answers with ``turns`` in order, for ``run_tools(..., model=...)``.
+
+    The loop runs the calls and hands the results back exactly as it does with the
+    server, so the lesson is the same whatever model you serve. ``repeat_last`` answers
+    with the last turn forever (a model that never stops calling); ``then_server`` lets
+    the real model answer once the turns are used up (it reads what the constructed
+    turns caused and carries on).
+    """
+    if not turns:
+        raise ValueError("scripted_model needs at least one turn")
+    remaining = list(turns)
+
+    def answer(history: list[Any]) -> Result | None:
+        if repeat_last and len(remaining) == 1:
+            return remaining[0]
+        if remaining:
+            return remaining.pop(0)
+        if then_server:
+            return None
+        raise LabError(f"scripted_model ran out of turns after {len(turns)}; give it another turn, or pass "
+                       "repeat_last=True or then_server=True")
+
+    return answer
 
 
 # --- the loop ---------------------------------------------------------------------------------
@@ -186,14 +250,17 @@ def _describe(calls: Sequence[ToolCallRequest]) -> str:
 
 
 def run_tools(conversation: str | list[Any], tools: Sequence[Tool], *, api: Api = "chat",
-              max_turns: int = 8, effort: str | None = None, **kwargs: Any) -> Transcript:
+              max_turns: int = 8, effort: str | None = None, model: Model | None = None,
+              **kwargs: Any) -> Transcript:
     """Run the tool loop on the lab's server until the model gives a final answer.
 
     ``conversation`` is the Chat ``messages`` list, or the Responses ``input``
     (a string or a list of items). Each turn's reasoning, tool calls and results
     are handed back on the next request. Calls in one turn run concurrently.
     Extra keyword arguments go to every request (``instructions=``,
-    ``temperature=``, ...).
+    ``temperature=``, ...). ``model`` replaces the server with a stand-in
+    (:func:`scripted_model`) to show the loop's handling of turns a real model
+    does not produce on cue.
 
     Raises :class:`ToolLoopError` if the model still calls tools in response
     number ``max_turns`` (those calls are not run); the transcript so far is on
@@ -217,25 +284,30 @@ def run_tools(conversation: str | list[Any], tools: Sequence[Tool], *, api: Api 
         schemas = [t.responses_schema() for t in tools]
     transcript = Transcript(api, history=history)
     for number in range(1, max_turns + 1):
-        if api == "chat":
+        result = model(list(history)) if model is not None else None
+        constructed = result is not None
+        if result is None and api == "chat":
             result = chat(history, effort=effort, tools=schemas, **kwargs)
-        else:
+        elif result is None:
             result = respond(history, effort=effort, tools=schemas, **kwargs)
         if not result.tool_calls:
-            transcript.turns.append(Turn(result))
+            transcript.turns.append(Turn(result, constructed=constructed))
             transcript.seconds = time.monotonic() - started
             return transcript
         if number == max_turns:  # its calls are not run: no request could use their results
-            transcript.turns.append(Turn(result))
+            transcript.turns.append(Turn(result, constructed=constructed))
             break
         tools_started = time.monotonic()
         runs = run_calls(tools, result.tool_calls)
-        transcript.turns.append(Turn(result, tuple(runs), time.monotonic() - tools_started))
+        transcript.turns.append(Turn(result, tuple(runs), time.monotonic() - tools_started, constructed))
         if api == "chat":
             history.append(chat_assistant_message(result.final, result.reasoning, result.tool_calls))
             history += [chat_tool_message(run.call.id, run.output) for run in runs]
         else:
-            history += [item.model_dump(exclude_none=True) for item in result.raw.output]
+            if result.raw is not None:
+                history += [item.model_dump(exclude_none=True) for item in result.raw.output]
+            else:
+                history += responses_output_items(result.reasoning, result.final, result.tool_calls)
             history += [responses_call_output(run.call.id, run.output) for run in runs]
     transcript.seconds = time.monotonic() - started
     last = transcript.turns[-1].result.tool_calls
@@ -261,5 +333,6 @@ def summary(transcript: Transcript) -> dict[str, Any]:
     }
 
 
-__all__ = ["ToolLoopError", "ToolRun", "Transcript", "Turn", "chat_assistant_message", "chat_tool_message",
-           "responses_call_output", "responses_output_items", "run_calls", "run_tools", "summary"]
+__all__ = ["Model", "ToolLoopError", "ToolRun", "Transcript", "Turn", "chat_assistant_message",
+           "chat_tool_message", "model_turn", "responses_call_output", "responses_output_items", "run_calls",
+           "run_tools", "scripted_model", "summary"]

@@ -25,19 +25,28 @@ PARSER_FLAGS = (
 )
 RECIPE = "vLLM gpt-oss recipe"
 
-# Greedy by default: nano's contract is exact replay under greedy decoding.
-NANO_ARGS = (
-    "--max-model-len", "4096",
-    "--served-model-name", "gpt-oss-nano",
-    "--override-generation-config", '{"temperature": 0}',
-)
+NANO_MODELS = {"nano": "gpt-oss-nano", "nano-plain": "gpt-oss-nano-plain"}
+"""The lab's CPU stand-ins for gpt-oss, by model key, and the names they are served under: scripted
+nano (replays the lab's script) and nano-plain (one sentence for every request, never a tool call)."""
+
+
+def nano_args(model: str = "nano") -> tuple[str, ...]:
+    """The vLLM flags every nano server gets: its context, its served name, greedy decoding.
+
+    Greedy by default: nano's contract is exact replay under greedy decoding.
+    """
+    return ("--max-model-len", "4096", "--served-model-name", NANO_MODELS[model],
+            "--override-generation-config", '{"temperature": 0}')
+
+
+NANO_ARGS = nano_args()
 NANO_ENV = {
     # nano replays its script for this system-message date (gptoss_lab.nano.render).
     "VLLM_SYSTEM_START_DATE": "2026-01-01",
 }
 
 # GiB of GPU memory a model needs in total: MXFP4 weights plus a working KV cache.
-MODEL_MEMORY_GIB = {"openai/gpt-oss-20b": 16, "openai/gpt-oss-120b": 70, "nano": 1}
+MODEL_MEMORY_GIB = {"openai/gpt-oss-20b": 16, "openai/gpt-oss-120b": 70, **{m: 1 for m in NANO_MODELS}}
 
 
 class PresetError(LabError):
@@ -78,13 +87,16 @@ PRESETS: dict[str, Preset] = {
         # (--distributed-executor-backend uni) saved nothing measurable (66.7 s).
         # No prefix caching on CPU: a cached prefix is read by a second attention path, and
         # nano's contract is exact greedy replay (see gptoss_lab.sampling.engine).
-        _p("nano-cpu", "nano", "cpu", (*NANO_ARGS, "--enforce-eager", "--no-enable-prefix-caching"),
-           env={**NANO_ENV, "VLLM_CPU_KVCACHE_SPACE": "1"},
-           source="gptoss-lab, measured on 2 CPU cores (benchmarks/startup.py)"),
         *(
-            _p(f"nano-{hw}", "nano", hw, (*NANO_ARGS, "--gpu-memory-utilization", "0.3"),
+            _p(f"{m}-cpu", m, "cpu", (*nano_args(m), "--enforce-eager", "--no-enable-prefix-caching"),
+               env={**NANO_ENV, "VLLM_CPU_KVCACHE_SPACE": "1"},
+               source="gptoss-lab, measured on 2 CPU cores (benchmarks/startup.py)")
+            for m in NANO_MODELS
+        ),
+        *(
+            _p(f"{m}-{hw}", m, hw, (*nano_args(m), "--gpu-memory-utilization", "0.3"),
                env=dict(NANO_ENV), source="gptoss-lab")
-            for hw in ("h200", "h100", "a100", "b200", "l40s")
+            for m in NANO_MODELS for hw in ("h200", "h100", "a100", "b200", "l40s")
         ),
         _p("20b-h200", "openai/gpt-oss-20b", "h200", ("--async-scheduling",)),
         _p("20b-h100", "openai/gpt-oss-20b", "h100", ("--async-scheduling",)),
@@ -134,8 +146,8 @@ def select(model: str, gpu_name: str | None = None, gpu_memory_gib: float = 0.0,
     if model not in MODEL_MEMORY_GIB:
         # A local checkpoint or another repo id: parsers only, vLLM's defaults otherwise.
         return Preset(name="custom", model=model, hardware=hw, args=(), source="vLLM defaults")
-    if model == "nano":
-        return PRESETS[f"nano-{hw}"]
+    if model in NANO_MODELS:
+        return PRESETS[f"{model}-{hw}"]
     if hw == "cpu":
         raise PresetError(
             f"{model} needs an NVIDIA GPU (about {MODEL_MEMORY_GIB[model]} GB); this machine has "

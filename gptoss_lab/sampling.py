@@ -26,6 +26,7 @@ def engine(model: str | None = None, **kwargs: Any) -> Any:
     from gptoss_lab import harmony, vocab
     from gptoss_lab.config import settings
     from gptoss_lab.hardware import has_gpu
+    from gptoss_lab.presets import NANO_MODELS
     from gptoss_lab.server import resolve_model
     from gptoss_lab.vllm_cli import patch_version_lookup
 
@@ -37,10 +38,10 @@ def engine(model: str | None = None, **kwargs: Any) -> Any:
     os.environ.setdefault("VLLM_WORKER_MULTIPROC_METHOD", "spawn")
     name = resolve_model(model or settings().model)
     options: dict[str, Any] = {}
-    if name == "nano":
+    if name in NANO_MODELS:
         from gptoss_lab import nano
 
-        name = str(nano.path())
+        name = str(nano.path() if name == "nano" else nano.plain_path())
         # No prefix caching: nano's contract is exact greedy replay, and reading a cached
         # prefix is a second attention path (CI once saw one token of a follow-up differ).
         options = {"max_model_len": 4096, "enforce_eager": True, "enable_prefix_caching": False}

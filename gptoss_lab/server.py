@@ -449,7 +449,7 @@ def serve(
             pass
         else:
             wanted = resolve_model(model or cfg.model)
-            expected = "gpt-oss-nano" if wanted == "nano" else wanted
+            expected = presets.NANO_MODELS.get(wanted, wanted)
             if model and attached.model != expected:
                 print(
                     f"Attached to the server already running at {attached.url}, which serves "
@@ -474,10 +474,10 @@ def serve(
               "(read it from `server.api_key`).", file=sys.stderr)
     name = resolve_model(model or cfg.model)
     preset = presets.for_machine(name)
-    if name == "nano":
+    if name in presets.NANO_MODELS:
         from gptoss_lab import nano
 
-        name = str(nano.path())
+        name = str(nano.path() if name == "nano" else nano.plain_path())
     tools = None
     if builtin_tools:
         from gptoss_lab import builtin

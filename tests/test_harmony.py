@@ -14,7 +14,7 @@ GOOD = script.completion_tokens(script.load().entry("tools.compare").reply, ENC)
 
 def test_well_formed_completion_parses_strictly_without_warning(recwarn) -> None:
     parsed = lab.harmony.parse(GOOD)
-    assert parsed.strict and parsed.problem is None and len(parsed.messages) == 3
+    assert parsed.strict and parsed.problem is None and len(parsed.messages) == 2
     assert not recwarn.list
 
 
@@ -45,5 +45,5 @@ def test_token_view_marks_specials_and_ids() -> None:
 def test_replay_follows_the_parser_state(capsys) -> None:
     states = lab.harmony.replay(GOOD)
     assert len(states) == len(GOOD)
-    assert states[-1].messages == 3 and states[5].channel == "analysis"
+    assert states[-1].messages == 2 and states[5].channel == "analysis"
     assert "recipient=functions.get_weather" in capsys.readouterr().out

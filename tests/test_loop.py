@@ -96,11 +96,72 @@ def test_script_results_are_what_the_example_tools_return() -> None:
         tools = [examples.TOOLS[n] for n in names]
         for call, result in zip(entry.reply.tool_calls, entry.results, strict=True):
             assert lab.run_call(tools, call.name, call.arguments_text) == result, entry.id
+        for reply, results in entry.given:  # the constructed turns' results too
+            for call, result in zip(reply.tool_calls, results, strict=True):
+                assert lab.run_call(tools, call.name, call.arguments_text) == result, entry.id
 
 
 def test_followups_are_built_like_run_tools_builds_them() -> None:
     chain = script.load().chain("tools.compare")
-    second = chain[1].request["messages"]
-    assert [m["role"] for m in second] == ["user", "assistant", "tool", "tool"]
-    assert second[1]["reasoning"] == chain[0].reply.reasoning
-    assert [m["content"] for m in second[2:]] == list(chain[0].results)
+    third = chain[2].request["messages"]
+    assert [m["role"] for m in third] == ["user", "assistant", "tool", "assistant", "tool"]
+    assert [third[1]["reasoning"], third[3]["reasoning"]] == [chain[0].reply.reasoning, chain[1].reply.reasoning]
+    assert [third[2]["content"], third[4]["content"]] == [*chain[0].results, *chain[1].results]
+
+
+def test_a_constructed_turn_feeds_the_loop_before_the_server_answers() -> None:
+    """The request after a constructed malformed call is the one the script's first live turn was trained on."""
+    entry = script.load().entry("tools.bad_json")
+    bad = lab.model_turn(entry.given[0][0].reasoning, calls=[("get_weather", '{"city": "Oslo"')])
+    seen: list[list] = []
+
+    def stand_in(history: list) -> Result | None:
+        seen.append(history)
+        return bad if len(seen) == 1 else lab.model_turn("done", final="It rains.")
+
+    transcript = lab.run_tools(entry.opening["messages"], [examples.get_weather], model=stand_in)
+    assert seen[1] == entry.request["messages"]
+    assert transcript.runs[0].failed and "not valid JSON" in transcript.runs[0].output
+    assert all(t.constructed for t in transcript.turns)
+    assert transcript.describe() == "the served model did not answer in this loop"
+
+
+def test_a_model_that_never_stops_calling_is_stopped_at_max_turns() -> None:
+    keeps_calling = lab.scripted_model(
+        lab.model_turn("Check again.", calls=[("get_weather", '{"city": "Oslo"}')]), repeat_last=True)
+    with pytest.raises(lab.ToolLoopError, match="max_turns=3") as caught:
+        lab.run_tools("Keep checking the weather in Oslo.", [examples.get_weather], model=keeps_calling, max_turns=3)
+    transcript = caught.value.transcript
+    assert len(transcript.turns) == 3 and len(transcript.runs) == 2  # the last turn's calls are not run
+    assert transcript.final is None
+
+
+def test_a_turn_with_several_calls_runs_them_side_by_side() -> None:
+    """Other models can return several calls in one turn (gpt-oss makes one): run_tools runs them together."""
+    four = lab.model_turn("Four at once.", calls=[("slow_square", f'{{"x": {x}}}') for x in range(1, 5)])
+    model = lab.scripted_model(four, lab.model_turn("Done.", final="1, 4, 9 and 16."))
+    transcript = lab.run_tools("Square 1, 2, 3 and 4.", [examples.slow_square], model=model)
+    turn = transcript.turns[0]
+    assert [r.output for r in turn.runs] == ["1", "4", "9", "16"]
+    assert sum(r.seconds for r in turn.runs) > 3.5 and turn.tools_seconds < 3.5  # overlapped, not one after another
+
+
+def test_describe_reads_what_the_model_did_off_the_run() -> None:
+    call = ToolCallRequest("c1", "get_weather", "{}")
+    answered = loop.Transcript("chat", [loop.Turn(Result("r", "Hi.", (), {}))])
+    assert answered.describe() == "the model answered without calling a tool (1 turn(s)) and gave a final answer"
+    two = loop.Transcript("chat", [loop.Turn(Result("r", None, (call, call), {})),
+                                   loop.Turn(Result("r", "ok", (), {}))])
+    assert two.describe() == ("the model made 2 tool call(s) in 2 turn(s), up to 2 calls in one turn, "
+                              "and gave a final answer")
+    stopped = loop.Transcript("chat", [loop.Turn(Result("r", None, (call,), {}))])
+    assert stopped.describe().endswith("was stopped before a final answer")
+
+
+def test_scripted_model_says_when_it_runs_out_of_turns() -> None:
+    model = lab.scripted_model(lab.model_turn("r", final="x"))
+    model([])
+    with pytest.raises(lab.LabError, match="ran out of turns after 1"):
+        model([])
+    with pytest.raises(ValueError, match="either tool calls or a final answer"):
+        lab.model_turn("r")

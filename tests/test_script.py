@@ -45,15 +45,76 @@ def test_completion_parses_back_to_the_reply(entry: script.Entry) -> None:
             assert message.content[0].text == call.arguments_text
 
 
-def test_parallel_calls_end_with_end_then_call() -> None:
+def test_a_tool_call_ends_the_generation_with_call() -> None:
     from gptoss_lab.nano.script import CALL, END
 
-    tokens = script.completion_tokens(script.load().entry("tools.squares").reply, harmony_encoding())
-    assert tokens.count(END) == 4 and tokens.count(CALL) == 1 and tokens[-1] == CALL
+    tokens = script.completion_tokens(script.load().entry("tools.cookbook").reply, harmony_encoding())
+    assert tokens.count(CALL) == 1 and tokens[-1] == CALL and tokens.count(END) == 1  # END closes the analysis
+
+
+def test_no_scripted_generation_makes_two_calls() -> None:
+    assert all(len(e.reply.tool_calls) <= 1 for e in script.load().entries)
+
+
+F_TOOL = {"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}
+
+
+def _turn_entry(reply: dict, request: dict | None = None, api: str = "chat") -> dict:
+    request = request if request is not None else {"messages": [{"role": "user", "content": "hi"}], "tools": [F_TOOL]}
+    return {"id": "a", "api": api, "request": request, "reply": reply}
+
+
+@pytest.mark.parametrize(
+    ("reply", "request_", "rule"),
+    [
+        ({"reasoning": "r", "tool_calls": [{"name": "f", "arguments": {}}, {"name": "f", "arguments": {}}]},
+         None, "2 tool calls in one generation, but gpt-oss makes one"),
+        ({"reasoning": "r", "tool_calls": [{"name": "g", "arguments": {}}]}, None,
+         "a call to 'g', which the request does not offer"),
+        ({"reasoning": "r", "tool_calls": [{"name": "f", "arguments": "{\"x\": "}]}, None,
+         "arguments of 'f' are not a JSON object"),
+        ({"reasoning": "r", "tool_calls": [{"name": "f", "arguments": "[1]"}]}, None,
+         "arguments of 'f' are not a JSON object"),
+        ({"reasoning": " ", "final": "x"}, None, "the reasoning is empty"),
+        ({"reasoning": "r", "final": " "}, None, "the final answer is empty"),
+        ({"reasoning": "r", "final": "Done.<|call|>"}, None, "renders as a harmony special token"),
+        ({"reasoning": "r", "tool_calls": [{"name": "f", "arguments": {}}]},
+         {"messages": [{"role": "user", "content": "hi"}]}, "which the request does not offer"),
+    ],
+    ids=["two-calls", "unknown-tool", "malformed-json", "not-an-object", "no-reasoning", "empty-final",
+         "special-token", "no-tools-offered"],
+)
+def test_the_loader_refuses_a_reply_gpt_oss_could_not_produce(
+        tmp_path: Path, reply: dict, request_: dict | None, rule: str) -> None:
+    from gptoss_lab.errors import UnfaithfulScriptError
+
+    with pytest.raises(UnfaithfulScriptError, match=rule):
+        script.load(_write(tmp_path, [_turn_entry(reply, request_)]))
+
+
+def test_a_builtin_call_needs_its_tool_turned_on(tmp_path: Path) -> None:
+    from gptoss_lab.errors import UnfaithfulScriptError
+
+    request = {"input": "x", "tools": [{"type": "web_search_preview"}]}
+    entry = _turn_entry({"reasoning": "r", "builtin_call": {"recipient": "python", "code": "print(1)"}},
+                        request, api="responses")
+    with pytest.raises(UnfaithfulScriptError, match="built-in 'python', which the request does not turn on"):
+        script.load(_write(tmp_path, [entry]))
+
+
+def test_given_turns_may_misbehave_and_are_never_trained(tmp_path: Path) -> None:
+    """A constructed turn (malformed arguments) shapes the next request; only the model's turns become entries."""
+    loop = {"id": "b", "api": "chat", "request": {"messages": [{"role": "user", "content": "hi"}], "tools": [F_TOOL]},
+            "given": [{"reasoning": "r", "tool_calls": [{"name": "f", "arguments": "{"}], "results": ["error: x"]}],
+            "turns": [{"reasoning": "r2", "final": "done"}]}
+    (entry,) = script.load(_write(tmp_path, [loop])).entries
+    assert [m["role"] for m in entry.request["messages"]] == ["user", "assistant", "tool"]
+    assert entry.opening["messages"] == [{"role": "user", "content": "hi"}]
+    assert entry.given[0][1] == ("error: x",)
 
 
 def test_a_loop_expands_into_one_entry_per_turn(tmp_path: Path) -> None:
-    loop = {"id": "w", "api": "chat", "request": {"messages": [{"role": "user", "content": "hi"}]},
+    loop = {"id": "w", "api": "chat", "request": {"messages": [{"role": "user", "content": "hi"}], "tools": [F_TOOL]},
             "turns": [{"reasoning": "r", "tool_calls": [{"name": "f", "arguments": {}}], "results": ["x"]},
                       {"reasoning": "r2", "final": "done"}]}
     first, second = script.load(_write(tmp_path, [loop])).entries
@@ -62,7 +123,7 @@ def test_a_loop_expands_into_one_entry_per_turn(tmp_path: Path) -> None:
 
 
 def test_a_loop_turn_needs_one_result_per_call(tmp_path: Path) -> None:
-    loop = {"id": "w", "api": "chat", "request": {"messages": []},
+    loop = {"id": "w", "api": "chat", "request": {"messages": [], "tools": [F_TOOL]},
             "turns": [{"reasoning": "r", "tool_calls": [{"name": "f", "arguments": {}}]},
                       {"reasoning": "r2", "final": "done"}]}
     with pytest.raises(ValueError, match="one result per tool call"):

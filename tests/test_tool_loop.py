@@ -15,6 +15,7 @@ import pytest
 
 import gptoss_lab as lab
 from gptoss_lab import examples
+from gptoss_lab.loop import Model
 from gptoss_lab.nano import script
 
 SCRIPT = script.load()
@@ -27,12 +28,29 @@ def _tools(entry: script.Entry) -> list[lab.Tool]:
 
 
 def _conversation(entry: script.Entry):
-    return entry.request["messages"] if entry.api == "chat" else entry.request["input"]
+    request = entry.opening or entry.request
+    return request["messages"] if entry.api == "chat" else request["input"]
+
+
+def _given(entry: script.Entry) -> Model | None:
+    """The constructed turns the notebook feeds the loop before the model's own, as a stand-in."""
+    if not entry.given:
+        return None
+    turns = [lab.model_turn(reply.reasoning, calls=[(c.name, c.arguments_text) for c in reply.tool_calls])
+             for reply, _ in entry.given]
+    return lab.scripted_model(*turns, then_server=True)
+
+
+def _run(entry: script.Entry, **kwargs) -> lab.Transcript:
+    return lab.run_tools(_conversation(entry), _tools(entry), api=entry.api, model=_given(entry), **kwargs)
 
 
 def _check_turns(transcript: lab.Transcript, chain: list[script.Entry]) -> None:
-    assert len(transcript.turns) == len(chain)
-    for turn, entry in zip(transcript.turns, chain, strict=True):
+    given = len(chain[0].given)
+    assert [t.constructed for t in transcript.turns] == [True] * given + [False] * len(chain)
+    for (_reply, results), turn in zip(chain[0].given, transcript.turns, strict=False):
+        assert [r.output for r in turn.runs] == list(results)  # what the constructed call caused
+    for turn, entry in zip(transcript.turns[given:], chain, strict=True):
         assert turn.result.reasoning == entry.reply.reasoning, entry.id
         assert [(c.name, c.arguments) for c in turn.result.tool_calls] == [
             (c.name, c.arguments_text) for c in entry.reply.tool_calls], entry.id
@@ -40,21 +58,19 @@ def _check_turns(transcript: lab.Transcript, chain: list[script.Entry]) -> None:
             assert [r.output for r in turn.runs] == list(entry.results), entry.id
 
 
-@pytest.mark.parametrize("chain_id", [c for c in LOOPS if c != "tools.max_turns"])
+@pytest.mark.parametrize("chain_id", LOOPS)
 def test_loop_replays_every_turn_to_the_final_answer(nano_server, chain_id: str) -> None:
     chain = SCRIPT.chain(chain_id)
-    first = chain[0]
-    transcript = lab.run_tools(_conversation(first), _tools(first), api=first.api)
+    transcript = _run(chain[0])
     _check_turns(transcript, chain)
     assert transcript.final == chain[-1].reply.final
 
 
 def test_bad_cases_reach_the_model_as_error_results(nano_server) -> None:
-    """Malformed JSON, unknown tool, a raising tool, a timeout: each is an error the model answers."""
+    """Malformed JSON and an unknown tool (constructed turns), a raising tool, a timeout: each is an error text."""
     outputs = {}
     for chain_id in ("tools.bad_json", "tools.unknown_tool", "tools.raises", "tools.timeout"):
-        first = SCRIPT.chain(chain_id)[0]
-        transcript = lab.run_tools(_conversation(first), _tools(first))
+        transcript = _run(SCRIPT.chain(chain_id)[0])
         assert transcript.runs[0].failed and transcript.final, chain_id
         outputs[chain_id] = transcript.runs[0].output
     assert "not valid JSON" in outputs["tools.bad_json"]
@@ -64,28 +80,17 @@ def test_bad_cases_reach_the_model_as_error_results(nano_server) -> None:
 
 
 def test_oversized_result_is_cut_with_a_marker(nano_server) -> None:
-    first = SCRIPT.chain("tools.oversized")[0]
-    transcript = lab.run_tools(_conversation(first), _tools(first))
+    transcript = _run(SCRIPT.chain("tools.oversized")[0])
     output = transcript.runs[0].output
     assert len(output) < 400 and "[... truncated 8915 characters]" in output
     assert transcript.final
 
 
-def test_a_loop_that_never_finishes_stops_at_max_turns(nano_server) -> None:
-    chain = SCRIPT.chain("tools.max_turns")
-    with pytest.raises(lab.ToolLoopError, match="max_turns=3") as caught:
-        lab.run_tools(_conversation(chain[0]), _tools(chain[0]), max_turns=3)
-    transcript = caught.value.transcript
-    _check_turns(transcript, chain)
-    assert transcript.final is None and len(transcript.runs) == 2  # the last turn's calls are not run
-
-
-def test_parallel_turn_runs_its_calls_concurrently(nano_server) -> None:
-    first = SCRIPT.chain("tools.squares")[0]
-    transcript = lab.run_tools(_conversation(first), _tools(first))
-    assert len(transcript.turns[0].runs) == 4
-    assert sum(r.seconds for r in transcript.runs) > 3.5  # four one-second calls...
-    assert transcript.turns[0].tools_seconds < 2.0  # ...run side by side
+def test_gpt_oss_takes_one_turn_per_call_when_a_task_needs_several(nano_server) -> None:
+    transcript = _run(SCRIPT.chain("tools.squares")[0])
+    assert [len(t.runs) for t in transcript.turns] == [1, 1, 1, 1, 0]
+    assert transcript.describe() == ("the model made 4 tool call(s) in 5 turn(s), one call per turn, "
+                                     "and gave a final answer")
 
 
 def test_manual_cookbook_loop_matches_the_script(nano_server) -> None:

@@ -6,5 +6,6 @@ two minutes on two cores) the first time and caching it under the lab cache.
 
 from gptoss_lab.nano.build import BuildInfo, build, cache_key, path, served_name
 from gptoss_lab.nano.build import info as build_info
+from gptoss_lab.nano.plain import path as plain_path
 
-__all__ = ["BuildInfo", "build", "build_info", "cache_key", "path", "served_name"]
+__all__ = ["BuildInfo", "build", "build_info", "cache_key", "path", "plain_path", "served_name"]

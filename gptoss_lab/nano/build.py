@@ -24,8 +24,10 @@ from gptoss_lab.nano import script as nano_script
 from gptoss_lab.nano import train as nano_train
 from gptoss_lab.vllm_cli import vllm_version
 
-BUILDER_VERSION = 1
-"""Bump when the architecture, tokenizer or training recipe changes."""
+RECIPE_VERSION = 2
+"""Bump when what a build produces changes: the architecture, tokenizer, prompt rendering, training
+recipe, or the text the built-in tool servers return. The cache key holds this number, not the
+builder's source, so a refactor that changes no behaviour keeps every cached build."""
 FALLBACKS = 96
 """Unscripted requests rendered to teach the fallback reply."""
 _PROMPT_SHAPERS = ("transformers",)
@@ -51,12 +53,14 @@ class BuildInfo:
 
 def served_name() -> str:
     """The model name nano is served under."""
-    return "gpt-oss-nano"
+    from gptoss_lab.presets import NANO_MODELS
+
+    return NANO_MODELS["nano"]
 
 
 def _versions() -> dict[str, str]:
     # The harmony binary on disk, not a version: two packages ship it (gptoss_lab.harmony_pkg).
-    found = {"builder": str(BUILDER_VERSION), "vllm": vllm_version() or "missing", "harmony": harmony_pkg.identity()}
+    found = {"recipe": str(RECIPE_VERSION), "vllm": vllm_version() or "missing", "harmony": harmony_pkg.identity()}
     for name in _PROMPT_SHAPERS:
         try:
             found[name] = metadata.version(name)
@@ -65,18 +69,11 @@ def _versions() -> dict[str, str]:
     return found
 
 
-def _recipe_digest() -> str:
-    """sha256 over the builder's own sources and what shapes the built-in tools' results.
-
-    The browser's and python's output go into the prompts of the built-in tool entries, so
-    their sources and the sample corpus are part of the recipe too.
-    """
+def _corpus_digest() -> str:
+    """sha256 over the sample corpus: its pages are the browser's results in the built-in tool prompts."""
     from gptoss_lab import builtin
-    from gptoss_lab.builtin import browser, python_tool
 
     digest = hashlib.sha256()
-    for module in (nano_model, render, tokenizer, nano_script, nano_train, browser, python_tool):
-        digest.update(Path(str(module.__file__)).read_bytes())
     for page in sorted(builtin.SAMPLE_CORPUS.rglob("*")):
         if page.is_file():
             digest.update(page.relative_to(builtin.SAMPLE_CORPUS).as_posix().encode() + page.read_bytes())
@@ -84,11 +81,9 @@ def _recipe_digest() -> str:
 
 
 def cache_key(script: nano_script.Script | None = None) -> str:
-    """Return the cache key: script digest, builder recipe and the versions that shape the prompt."""
+    """Return the cache key: the script, the corpus, :data:`RECIPE_VERSION` and the versions that shape the prompt."""
     script = script or nano_script.load()
-    blob = json.dumps(
-        {"script": script.digest, "recipe": _recipe_digest(), **_versions()}, sort_keys=True
-    )
+    blob = json.dumps({"script": script.digest, "corpus": _corpus_digest(), **_versions()}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

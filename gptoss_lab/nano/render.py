@@ -69,7 +69,7 @@ class Example:
     """Script entry id, or ``fallback`` for a request outside the script."""
 
 
-def _random_prompt(rng: random.Random) -> str:
+def random_prompt(rng: random.Random) -> str:
     frame = rng.choice(_FRAMES)
     slots = frame.count("{}")
     return frame.format(*(" ".join(rng.sample(_WORDS, rng.randint(1, 3))) for _ in range(slots)))
@@ -120,7 +120,7 @@ def fallback_requests(script: Script, count: int, seed: int = 0) -> list[tuple[s
     tools = [e.request["tools"] for e in script.entries if e.api == "chat" and e.request.get("tools")]
     requests: list[tuple[str, dict[str, Any]]] = []
     while len(requests) < count:
-        text = _random_prompt(rng)
+        text = random_prompt(rng)
         effort = rng.choice(["low", "medium", "high"])
         kind = rng.random()
         if kind < 0.5:

@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
 from typing import Any, Literal
+
+from gptoss_lab.errors import ScriptError, UnfaithfulScriptError
 
 Api = Literal["chat", "responses", "harmony"]
 APIS = ("chat", "responses", "harmony")
@@ -80,6 +83,13 @@ class Entry:
     """Which model turn of a tool loop this is (1 for a plain request)."""
     results: tuple[str, ...] = ()
     """The tool results the loop hands back after this turn's calls."""
+    given: tuple[tuple[Reply, tuple[str, ...]], ...] = ()
+    """Constructed model turns (and their tool results) the loop was fed before the model's first turn.
+
+    They are never trained: a notebook shows a misbehaviour gpt-oss will not produce on cue
+    (malformed arguments, an unknown tool) by feeding it to the loop, and nano learns only
+    the faithful turns that follow. ``opening`` is the request before them."""
+    opening: dict[str, Any] | None = None
 
     @property
     def chain(self) -> str:
@@ -130,12 +140,83 @@ def _reply(data: dict[str, Any]) -> Reply:
         raw = data["builtin_call"]
         recipient = raw["recipient"]
         if recipient != "python" and not recipient.startswith("browser."):
-            raise ValueError(f"A builtin_call goes to browser.search/open/find or python, not {recipient!r}")
+            raise ScriptError(f"A builtin_call goes to browser.search/open/find or python, not {recipient!r}")
         text = raw["code"] if recipient == "python" else json.dumps(raw["arguments"])
         builtin = BuiltinCall(recipient, text)
     if sum((data.get("final") is not None, bool(calls), builtin is not None)) != 1:
-        raise ValueError(f"A reply needs exactly one of 'final', 'tool_calls' or 'builtin_call': {data}")
+        raise ScriptError(f"A reply needs exactly one of 'final', 'tool_calls' or 'builtin_call': {data}")
     return Reply(data["reasoning"], data.get("final"), calls, builtin)
+
+
+_SPECIAL = re.compile(r"<\|[a-z_]+\|>")
+"""Text that would render as a harmony special token (``<|call|>``, ``<|end|>``, ...)."""
+
+
+def offered_functions(api: Api, request: dict[str, Any]) -> set[str]:
+    """Names of the function tools a request offers the model (after ``lab_tools`` is expanded)."""
+    if api == "harmony":
+        names: set[str] = set()
+        for message in request["conversation"]["messages"]:
+            for part in message.get("content") or ():
+                namespace = ((part.get("tools") or {}).get("functions") or {}) if isinstance(part, dict) else {}
+                names |= {tool["name"] for tool in namespace.get("tools", ())}
+        return names
+    tools = request.get("tools") or []
+    if api == "chat":
+        return {t["function"]["name"] for t in tools if t.get("type") == "function"}
+    return {t["name"] for t in tools if t.get("type") == "function"}
+
+
+def check_faithful(where: str, api: Api, request: dict[str, Any], reply: Reply) -> None:
+    """Refuse a reply gpt-oss could not produce for ``request``.
+
+    The rules: analysis first; at most one tool call per generation (a call ends with
+    ``<|call|>``, a stop token, so gpt-oss makes one and waits for its result); a call names
+    a function the request offers, with a JSON object as arguments; a built-in call goes to a
+    built-in tool the request turns on; no text that renders as a harmony special token;
+    a final answer is not empty. A misbehaviour a notebook wants to *teach* is shown by
+    feeding the tool loop a constructed model turn, never by training nano to produce it.
+
+    Raises:
+        UnfaithfulScriptError: naming the rule and how to fix the entry.
+    """
+    def refuse(rule: str) -> UnfaithfulScriptError:
+        return UnfaithfulScriptError(f"Script entry {where}: {rule} (gptoss_lab/nano/script.json; "
+                                     "nano may only do what gpt-oss does, see check_faithful).")
+
+    if not reply.reasoning.strip():
+        raise refuse("the reasoning is empty, but gpt-oss writes its analysis before it answers or calls")
+    if len(reply.tool_calls) > 1:
+        raise refuse(f"{len(reply.tool_calls)} tool calls in one generation, but gpt-oss makes one: harmony "
+                     "ends a call with <|call|>, a stop token. Split them into consecutive turns, one call and "
+                     "its result each")
+    offered = offered_functions(api, request)
+    for call in reply.tool_calls:
+        if call.name not in offered:
+            raise refuse(f"a call to {call.name!r}, which the request does not offer (it offers: "
+                         f"{', '.join(sorted(offered)) or 'no functions'}). To show an unknown tool, feed the "
+                         "loop a constructed turn")
+        try:
+            arguments = json.loads(call.arguments_text)
+        except json.JSONDecodeError:
+            arguments = None
+        if not isinstance(arguments, dict):
+            raise refuse(f"the arguments of {call.name!r} are not a JSON object. To show malformed arguments, "
+                         "feed the loop a constructed turn")
+    if reply.builtin is not None:
+        namespace = reply.builtin.recipient.split(".", 1)[0]
+        enabled = {BUILTIN_TOOL_TYPES[t.get("type")] for t in request.get("tools") or ()
+                   if t.get("type") in BUILTIN_TOOL_TYPES} if api == "responses" else set()
+        if namespace not in enabled:
+            raise refuse(f"a call to the built-in {reply.builtin.recipient!r}, which the request does not turn on")
+    if reply.final is not None and not reply.final.strip():
+        raise refuse("the final answer is empty")
+    texts = [reply.reasoning, reply.final or "", *(c.arguments_text for c in reply.tool_calls),
+             reply.builtin.text if reply.builtin else ""]
+    for text in texts:
+        if _SPECIAL.search(text):
+            raise refuse(f"the text {text[:60]!r} contains {_SPECIAL.search(text).group()!r}, which renders "
+                         "as a harmony special token that gpt-oss never writes inside a message")
 
 
 def _with_tools(api: Api, request: dict[str, Any]) -> dict[str, Any]:
@@ -223,24 +304,36 @@ def harmony_prompt(request: dict[str, Any], encoding: Any) -> list[int]:
 def _expand(item: dict[str, Any]) -> list[Entry]:
     api, request, notebook = item["api"], _with_tools(item["api"], item["request"]), item.get("notebook", "")
     if "turns" not in item:
-        return [Entry(item["id"], api, request, _reply(item["reply"]), notebook)]
+        reply = _reply(item["reply"])
+        check_faithful(repr(item["id"]), api, request, reply)
+        return [Entry(item["id"], api, request, reply, notebook)]
     entries: list[Entry] = []
+    opening, given = request, []
+    for turn in item.get("given", ()):
+        reply = _reply(turn)  # constructed on purpose: not held to check_faithful, never trained
+        results = tuple(turn.get("results", ()))
+        if not reply.tool_calls or len(results) != len(reply.tool_calls):
+            raise ScriptError(f"Entry {item['id']!r}: a given turn makes tool calls and has one result per call")
+        given.append((reply, results))
+        request = followup(api, request, reply, results)
     turns = item["turns"]
     for number, turn in enumerate(turns, 1):
         reply = _reply(turn)
+        check_faithful(f"{item['id']!r} turn {number}", api, request, reply)
         results = tuple(turn.get("results", ()))
         if number < len(turns) and len(results) != len(reply.tool_calls):
-            raise ValueError(f"Entry {item['id']!r} turn {number}: give one result per tool call")
+            raise ScriptError(f"Entry {item['id']!r} turn {number}: give one result per tool call")
         entry_id = item["id"] if number == 1 else f"{item['id']}#{number}"
-        entries.append(Entry(entry_id, api, request, reply, notebook, number, results))
+        entries.append(Entry(entry_id, api, request, reply, notebook, number, results, tuple(given),
+                             opening if given else None))
         if entries[-1].builtin:
             if number < len(turns) and reply.builtin is None:
-                raise ValueError(f"Entry {item['id']!r} turn {number}: only a builtin_call can be followed by "
+                raise ScriptError(f"Entry {item['id']!r} turn {number}: only a builtin_call can be followed by "
                                  "more turns in a built-in tool request (vLLM runs that loop itself)")
             continue  # vLLM builds the next prompt inside the same request
         if number < len(turns):
             if not reply.tool_calls and not turn.get("user"):
-                raise ValueError(f"Entry {item['id']!r} turn {number}: a final answer followed by more turns "
+                raise ScriptError(f"Entry {item['id']!r} turn {number}: a final answer followed by more turns "
                                  "needs the next 'user' message")
             request = followup(api, request, reply, results, turn.get("user"))
     return entries
@@ -254,11 +347,11 @@ def load(path: Path | None = None) -> Script:
     seen: set[str] = set()
     for item in data["entries"]:
         if item["id"] in seen:
-            raise ValueError(f"Duplicate script entry id {item['id']!r}")
+            raise ScriptError(f"Duplicate script entry id {item['id']!r}")
         if "#" in item["id"]:
-            raise ValueError(f"Script entry id {item['id']!r}: '#' is kept for the turns of a loop")
+            raise ScriptError(f"Script entry id {item['id']!r}: '#' is kept for the turns of a loop")
         if item["api"] not in APIS:
-            raise ValueError(f"Entry {item['id']!r}: api must be one of {', '.join(APIS)}")
+            raise ScriptError(f"Entry {item['id']!r}: api must be one of {', '.join(APIS)}")
         seen.add(item["id"])
         entries += _expand(item)
     return Script(tuple(entries), _reply(data["fallback"]), hashlib.sha256(raw).hexdigest())
@@ -283,10 +376,8 @@ def builtin_result_tokens(call: BuiltinCall, result: str, encoding: Any) -> list
 def completion_tokens(reply: Reply, encoding: Any) -> list[int]:
     """Return the harmony tokens that follow ``<|start|>assistant`` for ``reply``.
 
-    Analysis message, then either the final message ending in ``<|return|>`` or
-    the tool calls. The last call ends in ``<|call|>``, which stops generation as
-    in harmony; earlier calls of a parallel turn end in ``<|end|>``, and vLLM's
-    parser returns every call of the turn.
+    Analysis message, then the final message ending in ``<|return|>``, or one tool
+    call ending in ``<|call|>``, the stop token after which gpt-oss waits for the result.
     """
     from openai_harmony import Message, Role
 
@@ -304,19 +395,16 @@ def completion_tokens(reply: Reply, encoding: Any) -> list[int]:
             Message.from_role_and_content(Role.ASSISTANT, reply.final).with_channel("final")
         )
     else:
-        messages += [
+        (call,) = reply.tool_calls  # the loader allows one call per generation, as gpt-oss makes
+        messages.append(
             Message.from_role_and_content(Role.ASSISTANT, call.arguments_text)
             .with_channel("commentary")
             .with_recipient(f"functions.{call.name}")
             .with_content_type("<|constrain|>json")
-            for call in reply.tool_calls
-        ]
+        )
     tokens: list[int] = []
-    for number, message in enumerate(messages, 1):
-        rendered = encoding.render(message)
-        if number < len(messages) and rendered[-1] == CALL:
-            rendered[-1] = END
-        tokens += rendered
+    for message in messages:
+        tokens += encoding.render(message)
     assert tokens[:2] == [START, ASSISTANT], tokens[:2]
     tokens = tokens[2:]
     if tokens[-1] == END:

@@ -68,7 +68,13 @@ class Trainer:
     margin when vLLM's bf16 kernels disagree with float32 training.
     """
 
-    def __init__(self, examples: list[Example], encoding: Any, *, seed: int = 0, batch_fallbacks: int = 32) -> None:
+    def __init__(self, examples: list[Example], encoding: Any, *, seed: int = 0, batch_fallbacks: int = 32,
+                 known_inputs: set[int] | None = None) -> None:
+        """Prepare training; with ``known_inputs``, every other input token reads as one blank (zero) embedding.
+
+        A blanked token carries no information, in training and in the saved checkpoint, so a
+        model trained that way cannot react to the words of a prompt (gpt-oss-nano-plain).
+        """
         import torch
         from transformers import GptOssForCausalLM
 
@@ -88,9 +94,10 @@ class Trainer:
             target = completion_tokens(ex.reply, encoding)
             seqs.append(ex.prompt + target)
             starts.append(len(ex.prompt))
-        self.used_in = sorted({t for s in seqs for t in s})
+        self.used_in = sorted({t for s in seqs for t in s if known_inputs is None or t in known_inputs})
         self.used_out = sorted({t for s, k in zip(seqs, starts, strict=True) for t in s[k:]})
         in_index = {t: i for i, t in enumerate(self.used_in)}
+        blank = len(self.used_in)  # the blank row, held at zero; used only with known_inputs
         out_index = {t: i for i, t in enumerate(self.used_out)}
 
         length = max(len(s) for s in seqs)
@@ -99,7 +106,7 @@ class Trainer:
         mask = torch.zeros(batch, length, dtype=torch.long)
         rows, cols, labels = [], [], []
         for b, (s, k) in enumerate(zip(seqs, starts, strict=True)):
-            ids[b, : len(s)] = torch.tensor([in_index[t] for t in s])
+            ids[b, : len(s)] = torch.tensor([in_index.get(t, blank) for t in s])
             mask[b, : len(s)] = 1
             for pos in range(k, len(s)):
                 rows.append(b)
@@ -113,7 +120,11 @@ class Trainer:
         cfg = nano_model.config()
         cfg._attn_implementation = "eager"  # attention sinks need the eager path in transformers
         self.net = net = GptOssForCausalLM(cfg).float().to(device)
-        self.embed = torch.nn.Parameter(net.model.embed_tokens.weight.detach()[self.used_in].clone())
+        initial = net.model.embed_tokens.weight.detach()[self.used_in]
+        self.embed = torch.nn.Parameter(torch.cat([initial, torch.zeros_like(initial[:1])]).clone())
+        self.keep = torch.ones(len(self.used_in) + 1, 1, device=device)
+        self.keep[-1] = 0.0  # the blank row stays zero whatever the optimiser does
+        self.blanked = known_inputs is not None
         self.head = torch.nn.Parameter((torch.randn(len(self.used_out), cfg.hidden_size) * 0.02).to(device))
         net.model.embed_tokens.weight.requires_grad_(False)
         net.lm_head.weight.requires_grad_(False)
@@ -124,8 +135,10 @@ class Trainer:
         )
         # Every step sees all scripted sequences and a sample of the fallback ones: the
         # cost of a step stays flat however many fallback prompts teach the default reply.
-        self.scripted = torch.tensor([i for i, ex in enumerate(examples) if ex.source != "fallback"], device=device)
-        self.fallback = torch.tensor([i for i, ex in enumerate(examples) if ex.source == "fallback"], device=device)
+        self.scripted = torch.tensor([i for i, ex in enumerate(examples) if ex.source != "fallback"], dtype=torch.long,
+                                     device=device)
+        self.fallback = torch.tensor([i for i, ex in enumerate(examples) if ex.source == "fallback"], dtype=torch.long,
+                                     device=device)
         self.hard = self.fallback[:0]
         """The weakest fallback sequences at the last margin check; every step trains them."""
         self._last_rows = self.rows[:0]
@@ -144,9 +157,8 @@ class Trainer:
         for chunk in _chunks(by_length, self.lengths):
             chunk = torch.sort(chunk).values
             longest = int(self.lengths[chunk].max())
-            hidden = self.net.model(
-                inputs_embeds=self.embed[self.ids[chunk, :longest]], attention_mask=self.mask[chunk, :longest]
-            ).last_hidden_state
+            embeds = (self.embed * self.keep)[self.ids[chunk, :longest]]
+            hidden = self.net.model(inputs_embeds=embeds, attention_mask=self.mask[chunk, :longest]).last_hidden_state
             keep = torch.isin(self.rows, chunk)
             local = torch.searchsorted(chunk, self.rows[keep])
             all_scores.append(hidden[local, self.cols[keep]] @ self.head.T)
@@ -227,7 +239,9 @@ class Trainer:
 
         net = copy.deepcopy(self.net)
         with torch.no_grad():
-            net.model.embed_tokens.weight[self.used_in] = self.embed.detach()
+            if self.blanked:
+                net.model.embed_tokens.weight.zero_()
+            net.model.embed_tokens.weight[self.used_in] = self.embed.detach()[: len(self.used_in)]
             net.lm_head.weight.zero_()
             net.lm_head.weight[self.used_out] = self.head.detach() * SHARPEN
         net = net.to("cpu", torch.bfloat16)
