@@ -1,144 +1,76 @@
 """gpt-oss-nano-plain: a valid harmony model that answers every request with one sentence.
 
-It stands for "a model that did something else": it never calls a tool and never
-follows the script, so a notebook that passes against it and against scripted nano
-depends on nothing the model chooses. It is trained like nano, on prompts that
-openai-harmony renders from generated conversations (no vLLM needed), with every
-input token outside its own reply blanked to one zero embedding: the model cannot
-react to the words of a prompt, only to where its reply has got to.
+It stands for "a model that did something else": it never calls a tool, never
+follows the script and writes no reasoning, so a notebook that passes against it
+and against scripted nano depends on nothing the model chooses.
+
+It is not trained but written down. Its attention and expert outputs are zero, so
+each position sees only its own token's embedding: the model is a lookup table from
+the current token to the next. The reply's tokens get one embedding direction each,
+and the LM head maps each to its successor, from the ``assistant`` that ends every
+prompt to ``<|return|>``. A reply with no analysis message keeps every token's
+successor unique (an analysis message would need ``<|channel|>`` to be followed by
+both ``analysis`` and ``final``), and :func:`chain` checks it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import random
 import shutil
 import sys
 import tempfile
 import time
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from gptoss_lab import harmony_pkg, vocab
 from gptoss_lab.errors import NanoBuildError
 from gptoss_lab.nano import model as nano_model
-from gptoss_lab.nano import render, tokenizer
-from gptoss_lab.nano import train as nano_train
-from gptoss_lab.nano.render import Example
-from gptoss_lab.nano.script import START, Reply, completion_tokens
+from gptoss_lab.nano import tokenizer
+from gptoss_lab.nano.script import ASSISTANT, END, RETURN, START
 
 RECIPE_VERSION = 1
-"""Bump when what the plain build produces changes."""
-REPLY = Reply(
-    reasoning="I answer every request with the same sentence.",
-    final="I am gpt-oss-nano-plain, a test model: I answer every request with this sentence and call no tools.",
-)
-"""What gpt-oss-nano-plain answers, whatever it is asked."""
-PROMPTS = 48
-"""Generated conversations it is trained on."""
-
-_DATES = ("2025-08-05", "2026-01-01", "2026-11-27", "2027-03-14")
+"""Bump when what the plain build writes changes."""
+FINAL = "I am a plain test model: every request gets this one fixed sentence and no tool calls."
+"""What gpt-oss-nano-plain answers, on the final channel, whatever it is asked."""
+LOGIT = 64.0
+"""How far the next token of the reply leads every other token: greedy or sampled, the reply is the same."""
 
 
-def _function_tools() -> list[Any]:
-    from openai_harmony import ToolDescription
+def completion(encoding: Any) -> list[int]:
+    """The harmony tokens nano-plain writes after ``<|start|>assistant``: the final message and ``<|return|>``."""
+    from openai_harmony import Message, Role
 
-    from gptoss_lab import examples
+    tokens = list(encoding.render(Message.from_role_and_content(Role.ASSISTANT, FINAL).with_channel("final")))
+    if tokens[:2] != [START, ASSISTANT] or tokens[-1] != END:
+        raise NanoBuildError(f"openai-harmony rendered nano-plain's reply unexpectedly: {tokens[:3]}...{tokens[-1:]}")
+    return [*tokens[2:-1], RETURN]  # the prompt ends with <|start|>assistant; a final answer ends with <|return|>
 
-    return [ToolDescription.new(t.name, t.description, parameters=t.parameters) for t in examples.TOOLS.values()]
 
+def chain(encoding: Any) -> list[tuple[int, int]]:
+    """Pairs (token, next token) from the prompt's last ``assistant`` to ``<|return|>``.
 
-def conversations(count: int = PROMPTS, seed: int = 0) -> list[Any]:
-    """Generate ``count`` harmony conversations of the shapes the lab sends, ending before the assistant's turn.
-
-    System messages with other dates and efforts, built-in tools or none; developer
-    instructions and function tools or none; one to three user turns, with earlier
-    assistant replies, tool calls and tool results in between.
+    Raises:
+        NanoBuildError: a token appears twice, so a lookup table cannot tell what follows it.
     """
-    from openai_harmony import (
-        Author,
-        Conversation,
-        DeveloperContent,
-        Message,
-        ReasoningEffort,
-        Role,
-        SystemContent,
-        ToolNamespaceConfig,
-    )
-
-    rng = random.Random(seed)
-    functions = _function_tools()
-    efforts = (ReasoningEffort.LOW, ReasoningEffort.MEDIUM, ReasoningEffort.HIGH)
-    out = []
-    for _ in range(count):
-        system = SystemContent.new().with_conversation_start_date(rng.choice(_DATES))
-        system = system.with_reasoning_effort(rng.choice(efforts))
-        if rng.random() < 0.2:
-            system = system.with_tools(ToolNamespaceConfig.browser())
-        if rng.random() < 0.2:
-            system = system.with_tools(ToolNamespaceConfig.python())
-        messages = [Message.from_role_and_content(Role.SYSTEM, system)]
-        developer = DeveloperContent.new()
-        if rng.random() < 0.4:
-            developer = developer.with_instructions(rng.choice(
-                ("You are a helpful assistant.", "Answer in one short sentence.", "You are a helfpul assistant.")))
-        tools = rng.sample(functions, rng.randint(1, len(functions))) if rng.random() < 0.5 else []
-        if tools:
-            developer = developer.with_function_tools(tools)
-        if tools or rng.random() < 0.5:
-            messages.append(Message.from_role_and_content(Role.DEVELOPER, developer))
-        for turn in range(rng.randint(1, 3)):
-            messages.append(Message.from_role_and_content(Role.USER, render.random_prompt(rng)))
-            if turn == 0 and tools and rng.random() < 0.5:
-                tool = rng.choice(tools)
-                messages += [
-                    Message.from_role_and_content(Role.ASSISTANT, "Call the tool.").with_channel("analysis"),
-                    Message.from_role_and_content(Role.ASSISTANT, '{"city": "Berlin"}').with_channel("commentary")
-                    .with_recipient(f"functions.{tool.name}").with_content_type("<|constrain|>json"),
-                    Message.from_author_and_content(Author.new(Role.TOOL, f"functions.{tool.name}"),
-                                                    rng.choice(("18", '{"ok": true}', "error: no such city")))
-                    .with_channel("commentary").with_recipient("assistant"),
-                ]
-                break  # the model answers the tool result next
-            if turn < 2 and rng.random() < 0.5:
-                final = REPLY.final if rng.random() < 0.5 else render.random_prompt(rng)
-                messages.append(Message.from_role_and_content(Role.ASSISTANT, final).with_channel("final"))
-            else:
-                break
-        out.append(Conversation.from_messages(messages))
-    return out
-
-
-def examples(encoding: Any, count: int = PROMPTS) -> list[Example]:
-    """The training sequences: each generated conversation rendered for the assistant, then :data:`REPLY`."""
-    from openai_harmony import Role
-
-    return [
-        Example(list(encoding.render_conversation_for_completion(c, Role.ASSISTANT)), REPLY, "plain")
-        for c in conversations(count)
-    ]
-
-
-def known_inputs(encoding: Any) -> set[int]:
-    """Input tokens the model may tell apart: its reply's own tokens and ``<|start|>``; all others read as blank."""
-    return {START, *completion_tokens(REPLY, encoding)}
+    tokens = [ASSISTANT, *completion(encoding)]
+    if len(set(tokens)) != len(tokens):
+        raise NanoBuildError(f"gpt-oss-nano-plain's reply {FINAL!r} repeats a token: every token needs one "
+                             "successor. Reword FINAL in gptoss_lab/nano/plain.py.")
+    return list(zip(tokens, tokens[1:], strict=False))
 
 
 def cache_key() -> str:
-    """The plain build's cache key: its recipe, its reply and the versions that shape its tokens."""
-    blob = json.dumps({"recipe": RECIPE_VERSION, "reply": [REPLY.reasoning, REPLY.final], "prompts": PROMPTS,
-                       "harmony": harmony_pkg.identity(), **_versions()}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def _versions() -> dict[str, str]:
-    from importlib import metadata
-
+    """The plain build's cache key: its recipe, its sentence and the versions that shape its tokens."""
     try:
-        return {"transformers": metadata.version("transformers")}
+        transformers = metadata.version("transformers")
     except metadata.PackageNotFoundError:
-        return {"transformers": "missing"}
+        transformers = "missing"
+    blob = json.dumps({"recipe": RECIPE_VERSION, "final": FINAL, "logit": LOGIT, "transformers": transformers,
+                       "harmony": harmony_pkg.identity()}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def _root() -> Path:
@@ -148,13 +80,43 @@ def _root() -> Path:
 
 
 def path(*, build_if_missing: bool = True) -> Path:
-    """Return the folder of a ready gpt-oss-nano-plain checkpoint, building it (under a minute) if needed."""
+    """Return the folder of a ready gpt-oss-nano-plain checkpoint, building it (seconds) if needed."""
     target = _root() / f"plain-{cache_key()}"
     if (target / "nano.json").exists():
         return target
     if not build_if_missing:
         raise NanoBuildError(f"gpt-oss-nano-plain is not built ({target}). Run `gptoss-lab nano build --plain`.")
     return build()
+
+
+def write_weights(out_dir: Path, encoding: Any) -> None:
+    """Write the lookup-table weights (bf16 safetensors) into ``out_dir``, whose config is written."""
+    import torch
+    from transformers import GptOssForCausalLM
+
+    cfg = nano_model.config()
+    cfg._attn_implementation = "eager"
+    net = GptOssForCausalLM(cfg)
+    pairs = chain(encoding)
+    if len(pairs) > cfg.hidden_size:
+        raise NanoBuildError(f"gpt-oss-nano-plain's reply has {len(pairs)} tokens; at most {cfg.hidden_size} fit.")
+    scale = cfg.hidden_size ** 0.5  # RMSNorm turns a one-hot embedding into sqrt(hidden) at its index
+    with torch.no_grad():
+        for layer in net.model.layers:
+            layer.self_attn.o_proj.weight.zero_()
+            layer.self_attn.o_proj.bias.zero_()
+            layer.mlp.experts.down_proj.zero_()
+            layer.mlp.experts.down_proj_bias.zero_()
+        net.model.embed_tokens.weight.zero_()
+        net.lm_head.weight.zero_()
+        net.model.norm.weight.fill_(1.0)
+        for index, (token, following) in enumerate(pairs):
+            net.model.embed_tokens.weight[token, index] = 1.0
+            net.lm_head.weight[following, index] = LOGIT / scale
+    net = net.to(torch.bfloat16)
+    net.config.dtype = "bfloat16"
+    net.save_pretrained(out_dir, safe_serialization=True)
+    nano_model.serving_config(out_dir)
 
 
 def _say(message: str) -> None:
@@ -176,19 +138,14 @@ def build(*, force: bool = False) -> Path:
         ckpt = work / "model"
         tokenizer.build(ckpt)
         nano_model.write_config(ckpt)
-        _say(f"tokenizer and config written ({time.monotonic() - started:.1f} s)")
-        trainer = nano_train.Trainer(examples(encoding), encoding, known_inputs=known_inputs(encoding))
-        report = trainer.fit(nano_train.MARGIN, on_step=lambda step, loss, margin: _say(
-            f"step {step}: loss {loss:.4f}, worst margin {margin:.2f}"))
-        trainer.save(ckpt)
+        write_weights(ckpt, encoding)
         seconds = round(time.monotonic() - started, 1)
-        _say(f"trained in {report.steps} steps; built in {seconds} s")
-        record = {"key": key, "model": "nano-plain", "reply": [REPLY.reasoning, REPLY.final], "seconds": seconds,
-                  "train": {"steps": report.steps, "loss": report.loss, "margin": report.margin}}
+        record = {"key": key, "model": "nano-plain", "final": FINAL, "seconds": seconds}
         (ckpt / "nano.json").write_text(json.dumps(record, indent=2) + "\n")
         if target.exists():
             shutil.rmtree(target)
         ckpt.rename(target)
+        _say(f"built in {seconds} s: {target}")
         return target
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -68,13 +68,7 @@ class Trainer:
     margin when vLLM's bf16 kernels disagree with float32 training.
     """
 
-    def __init__(self, examples: list[Example], encoding: Any, *, seed: int = 0, batch_fallbacks: int = 32,
-                 known_inputs: set[int] | None = None) -> None:
-        """Prepare training; with ``known_inputs``, every other input token reads as one blank (zero) embedding.
-
-        A blanked token carries no information, in training and in the saved checkpoint, so a
-        model trained that way cannot react to the words of a prompt (gpt-oss-nano-plain).
-        """
+    def __init__(self, examples: list[Example], encoding: Any, *, seed: int = 0, batch_fallbacks: int = 32) -> None:
         import torch
         from transformers import GptOssForCausalLM
 
@@ -94,10 +88,9 @@ class Trainer:
             target = completion_tokens(ex.reply, encoding)
             seqs.append(ex.prompt + target)
             starts.append(len(ex.prompt))
-        self.used_in = sorted({t for s in seqs for t in s if known_inputs is None or t in known_inputs})
+        self.used_in = sorted({t for s in seqs for t in s})
         self.used_out = sorted({t for s, k in zip(seqs, starts, strict=True) for t in s[k:]})
         in_index = {t: i for i, t in enumerate(self.used_in)}
-        blank = len(self.used_in)  # the blank row, held at zero; used only with known_inputs
         out_index = {t: i for i, t in enumerate(self.used_out)}
 
         length = max(len(s) for s in seqs)
@@ -106,7 +99,7 @@ class Trainer:
         mask = torch.zeros(batch, length, dtype=torch.long)
         rows, cols, labels = [], [], []
         for b, (s, k) in enumerate(zip(seqs, starts, strict=True)):
-            ids[b, : len(s)] = torch.tensor([in_index.get(t, blank) for t in s])
+            ids[b, : len(s)] = torch.tensor([in_index[t] for t in s])
             mask[b, : len(s)] = 1
             for pos in range(k, len(s)):
                 rows.append(b)
@@ -120,11 +113,7 @@ class Trainer:
         cfg = nano_model.config()
         cfg._attn_implementation = "eager"  # attention sinks need the eager path in transformers
         self.net = net = GptOssForCausalLM(cfg).float().to(device)
-        initial = net.model.embed_tokens.weight.detach()[self.used_in]
-        self.embed = torch.nn.Parameter(torch.cat([initial, torch.zeros_like(initial[:1])]).clone())
-        self.keep = torch.ones(len(self.used_in) + 1, 1, device=device)
-        self.keep[-1] = 0.0  # the blank row stays zero whatever the optimiser does
-        self.blanked = known_inputs is not None
+        self.embed = torch.nn.Parameter(net.model.embed_tokens.weight.detach()[self.used_in].clone())
         self.head = torch.nn.Parameter((torch.randn(len(self.used_out), cfg.hidden_size) * 0.02).to(device))
         net.model.embed_tokens.weight.requires_grad_(False)
         net.lm_head.weight.requires_grad_(False)
@@ -157,8 +146,9 @@ class Trainer:
         for chunk in _chunks(by_length, self.lengths):
             chunk = torch.sort(chunk).values
             longest = int(self.lengths[chunk].max())
-            embeds = (self.embed * self.keep)[self.ids[chunk, :longest]]
-            hidden = self.net.model(inputs_embeds=embeds, attention_mask=self.mask[chunk, :longest]).last_hidden_state
+            hidden = self.net.model(
+                inputs_embeds=self.embed[self.ids[chunk, :longest]], attention_mask=self.mask[chunk, :longest]
+            ).last_hidden_state
             keep = torch.isin(self.rows, chunk)
             local = torch.searchsorted(chunk, self.rows[keep])
             all_scores.append(hidden[local, self.cols[keep]] @ self.head.T)
@@ -239,9 +229,7 @@ class Trainer:
 
         net = copy.deepcopy(self.net)
         with torch.no_grad():
-            if self.blanked:
-                net.model.embed_tokens.weight.zero_()
-            net.model.embed_tokens.weight[self.used_in] = self.embed.detach()[: len(self.used_in)]
+            net.model.embed_tokens.weight[self.used_in] = self.embed.detach()
             net.lm_head.weight.zero_()
             net.lm_head.weight[self.used_out] = self.head.detach() * SHARPEN
         net = net.to("cpu", torch.bfloat16)
