@@ -16,12 +16,23 @@ from gptoss_lab.client import (
     respond,
 )
 from gptoss_lab.config import Settings, settings
+from gptoss_lab.describe import describe_calls, describe_finish
 from gptoss_lab.display import StreamResult, show_stream
 from gptoss_lab.doctor import Report, doctor, install_commands
 from gptoss_lab.errors import LabError, NanoBuildError, ServerError, VocabError
 from gptoss_lab.hardware import has_gpu
 from gptoss_lab.loop import ToolLoopError, ToolRun, Transcript, model_turn, run_calls, run_tools, scripted_model
-from gptoss_lab.server import VLLMServer, connect, current, orphans, resolve_model, serve, stop_port
+from gptoss_lab.models import is_nano
+from gptoss_lab.server import (
+    VLLMServer,
+    connect,
+    current,
+    orphans,
+    resolve_model,
+    serve,
+    stop_hint,
+    stop_port,
+)
 from gptoss_lab.tools import Tool, run_call, tool
 
 __version__ = "0.1.0"
@@ -63,10 +74,13 @@ __all__ = [
     "client",
     "connect",
     "current",
+    "describe_calls",
+    "describe_finish",
     "doctor",
     "examples",
     "has_gpu",
     "install_commands",
+    "is_nano",
     "model_name",
     "model_turn",
     "orphans",
@@ -80,6 +94,7 @@ __all__ = [
     "serve",
     "settings",
     "show_stream",
+    "stop_hint",
     "stop_port",
     "tool",
 ]

@@ -105,6 +105,12 @@ class AgentRun:
     error: str | None = None
     """``Type: message`` when the run raised instead of finishing."""
 
+    def describe(self) -> str:
+        """One sentence: the tools the model called and the turns it took (or the error)."""
+        from gptoss_lab.describe import describe_calls
+
+        return f"error: {self.error}" if self.error else describe_calls(self.tools_called, self.turns)
+
 
 def handed_back(result: Any, model_name: str, *, replay: bool) -> list[dict[str, Any]]:
     """The Chat Completions messages the SDK would send after ``result``, with or without the replay hook."""
@@ -113,6 +119,24 @@ def handed_back(result: Any, model_name: str, *, replay: bool) -> list[dict[str,
     hook = replay_reasoning if replay else None
     return list(Converter.items_to_messages(result.to_input_list(), model=model_name,
                                             should_replay_reasoning_content=hook))
+
+
+def assistant_turn(result: Any, model_name: str, *, replay: bool) -> dict[str, Any] | None:
+    """The assistant message the SDK would send back after ``result``: the tool-call turn, if any.
+
+    When the model called no tool, there is no tool turn to hand back: this is then the
+    answer's message (or None when the run produced no assistant message at all).
+    """
+    turns = [m for m in handed_back(result, model_name, replay=replay) if m["role"] == "assistant"]
+    return next((m for m in turns if m.get("tool_calls")), turns[0] if turns else None)
+
+
+def describe(result: Any) -> str:
+    """One sentence saying what an agent run did: the tools the model called, in how many turns."""
+    from gptoss_lab.describe import describe_calls
+
+    called = [item.raw_item.name for item in result.new_items if item.type == "tool_call_item"]
+    return describe_calls(called, len(result.raw_responses))
 
 
 def summarize(path: str, result: Any, seconds: float) -> AgentRun:

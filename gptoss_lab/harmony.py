@@ -129,6 +129,34 @@ def parse(tokens: Sequence[int], role: Any = None) -> Parsed:
     return Parsed(messages, False, problem)
 
 
+def answer(messages: Sequence[Any]) -> str | None:
+    """The text of the last ``final``-channel message, or None when the model gave no final answer."""
+    finals = [m for m in messages if m.channel == "final"]
+    return "".join(part.text for part in finals[-1].content) if finals else None
+
+
+def describe(tokens: Sequence[int]) -> str:
+    """One sentence saying what a completion did: its messages' channels and recipients, and how it ended.
+
+    Read off the tokens, so it holds for any model: a tool call ends with ``<|call|>``, a
+    final answer with ``<|return|>``, and a completion cut off by ``max_tokens`` with neither.
+    """
+    tokens = list(tokens)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", HarmonyFormatWarning)
+        messages = parse(tokens).messages
+    path = " -> ".join(f"{m.channel}" + (f" to {m.recipient}" if m.recipient else "") for m in messages)
+    last = encoding().decode(tokens[-1:]) if tokens else ""
+    if last == "<|call|>":
+        recipient = messages[-1].recipient if messages else None
+        ending = f"it stopped with <|call|>: a tool call to {recipient}, for the caller to run"
+    elif last == "<|return|>":
+        ending = "it stopped with <|return|>: a final answer"
+    else:
+        ending = f"it ended without <|return|> or <|call|> after {len(tokens)} tokens: max_tokens cut it off"
+    return f"{len(messages)} message(s) ({path or 'none'}); {ending}"
+
+
 @dataclass(frozen=True)
 class _Piece:
     token: int

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from gptoss_lab.errors import LabError
+from gptoss_lab.models import NANO_MODELS
 
 Hardware = Literal["h200", "h100", "a100", "b200", "l40s", "cpu"]
 
@@ -24,11 +25,6 @@ PARSER_FLAGS = (
     "--reasoning-parser", "openai_gptoss",
 )
 RECIPE = "vLLM gpt-oss recipe"
-
-NANO_MODELS = {"nano": "gpt-oss-nano", "nano-plain": "gpt-oss-nano-plain"}
-"""The lab's CPU stand-ins for gpt-oss, by model key, and the names they are served under: scripted
-nano (replays the lab's script) and nano-plain (one sentence for every request, never a tool call)."""
-
 
 def nano_args(model: str = "nano") -> tuple[str, ...]:
     """The vLLM flags every nano server gets: its context, its served name, greedy decoding.

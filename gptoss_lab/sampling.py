@@ -13,20 +13,21 @@ from collections.abc import Sequence
 from typing import Any
 
 
-def engine(model: str | None = None, **kwargs: Any) -> Any:
-    """Start ``vllm.LLM`` in this process for ``model`` (default: ``GPTOSS_LAB_MODEL``).
+def engine_args(model: str | None = None, **kwargs: Any) -> dict[str, Any]:
+    """Prepare this process for ``vllm.LLM`` and return its keyword arguments for ``model``.
 
-    ``nano`` gets small, eager settings that fit a CPU; a real model on a GPU gets
-    the GPU memory that is free now (a model server may hold the rest), or a
-    :class:`~gptoss_lab.errors.LabError` saying what to stop when too little is
-    free. Extra keyword arguments go to ``vllm.LLM``. Starting takes about a
-    minute on 2 CPU cores (model load, KV cache); stop it with :func:`shutdown`
-    to give its memory back.
+    ``vllm.LLM(**engine_args(model))`` starts the engine. The model defaults to
+    ``GPTOSS_LAB_MODEL``. nano gets small, eager settings that fit a CPU (and no prefix
+    caching: its contract is exact greedy replay); a real model on a GPU gets the GPU
+    memory that is free now (a model server may hold the rest), or a
+    :class:`~gptoss_lab.errors.LabError` saying how to stop the server when too little is
+    free. Extra keyword arguments go to ``vllm.LLM`` as they are. Taught in
+    ``notebooks/05_harmony.ipynb``.
     """
     from gptoss_lab import harmony, vocab
     from gptoss_lab.config import settings
     from gptoss_lab.hardware import has_gpu
-    from gptoss_lab.presets import NANO_MODELS
+    from gptoss_lab.models import NANO_MODELS, is_nano
     from gptoss_lab.server import resolve_model
     from gptoss_lab.vllm_cli import patch_version_lookup
 
@@ -38,10 +39,11 @@ def engine(model: str | None = None, **kwargs: Any) -> Any:
     os.environ.setdefault("VLLM_WORKER_MULTIPROC_METHOD", "spawn")
     name = resolve_model(model or settings().model)
     options: dict[str, Any] = {}
-    if name in NANO_MODELS:
-        from gptoss_lab import nano
+    if is_nano(name):
+        if name in NANO_MODELS:
+            from gptoss_lab import nano
 
-        name = str(nano.path() if name == "nano" else nano.plain_path())
+            name = str(nano.path() if name == "nano" else nano.plain_path())
         # No prefix caching: nano's contract is exact greedy replay, and reading a cached
         # prefix is a second attention path (CI once saw one token of a follow-up differ).
         options = {"max_model_len": 4096, "enforce_eager": True, "enable_prefix_caching": False}
@@ -55,9 +57,19 @@ def engine(model: str | None = None, **kwargs: Any) -> Any:
         free = free_memory_gib()
         if free is not None:
             options["gpu_memory_utilization"] = gpu_share(name, free, gpus()[0].memory_gib)
+    return {"model": name, **options, **kwargs}
+
+
+def engine(model: str | None = None, **kwargs: Any) -> Any:
+    """Start ``vllm.LLM`` in this process for ``model``: ``LLM(**engine_args(model, **kwargs))``.
+
+    Starting takes about a minute on 2 CPU cores (model load, KV cache); stop it with
+    :func:`shutdown` to give its memory back.
+    """
+    args = engine_args(model, **kwargs)
     from vllm import LLM
 
-    return LLM(model=name, **{**options, **kwargs})
+    return LLM(**args)
 
 
 def gpu_share(model: str, free_gib: float, total_gib: float) -> float:
@@ -71,14 +83,15 @@ def gpu_share(model: str, free_gib: float, total_gib: float) -> float:
     """
     from gptoss_lab.errors import LabError
     from gptoss_lab.presets import MODEL_MEMORY_GIB
+    from gptoss_lab.server import stop_hint
 
     need = MODEL_MEMORY_GIB.get(model, 0)
     usable = free_gib - 1.0  # leave room for the CUDA context and allocator slack
     if usable < need:
         raise LabError(
             f"{model} needs about {need} GiB of GPU memory for an in-process engine, and {free_gib:.1f} of "
-            f"{total_gib:.0f} GiB are free: the model server probably holds the rest. Stop it first "
-            "(`lab.current().stop()`), or run this notebook with no server running."
+            f"{total_gib:.0f} GiB are free: the model server probably holds the rest. This step needs the GPU "
+            f"memory a second copy of the model takes; stop the server first: {stop_hint()}."
         )
     return round(min(0.9, usable / total_gib), 3)
 
@@ -87,8 +100,11 @@ def sample(llm: Any, prompts: Sequence[Sequence[int]], *, max_tokens: int = 512,
            **params: Any) -> list[list[int]]:
     """Generate a completion for each harmony-rendered prompt in one batch; return the completion ids.
 
-    Generation stops on ``<|return|>`` or ``<|call|>``, which stay in the output
-    so harmony can parse the last message.
+    The shortcut for ``SamplingParams`` + ``TokensPrompt`` + ``llm.generate``. Generation
+    stops on ``<|return|>`` or ``<|call|>``, which stay in the output so harmony can parse
+    the last message. Greedy by default, which nano replays under; sample gpt-oss with
+    ``temperature=1.0``, its recommended setting (greedy decoding can loop in the analysis
+    channel).
     """
     from vllm import SamplingParams
     from vllm.inputs import TokensPrompt

@@ -359,6 +359,21 @@ def stop_port(port: int, grace: float = 15.0) -> bool:
     return False
 
 
+def stop_hint(port: int | None = None) -> str:
+    """How to stop the server on ``port`` (default: the configured one), whoever started it.
+
+    ``server.stop()`` stops only a server this kernel started, and ``gptoss-lab stop``
+    without ``--port`` only orphans; ``--port`` stops any server the lab started, in this
+    kernel or elsewhere (another notebook, ``gptoss-lab lab``, the test suite).
+    """
+    from gptoss_lab.config import settings
+
+    port = port or _split_url(settings().url)[1]
+    return (f"`gptoss-lab stop --port {port}` in a terminal or `lab.stop_port({port})` in Python stops it "
+            "if the lab started it (this kernel, another notebook, `make lab`, the test suite); a server "
+            "started with `vllm serve` stops with Ctrl-C in its terminal")
+
+
 def _logged_path(port: int) -> Path | None:
     """The log of a lab-started server on ``port``, from its pidfile (for attached servers)."""
     record = log_dir() / f"vllm-{port}.json"
@@ -448,13 +463,15 @@ def serve(
         except ServerError:
             pass
         else:
-            wanted = resolve_model(model or cfg.model)
-            expected = presets.NANO_MODELS.get(wanted, wanted)
+            from gptoss_lab.models import served_name
+
+            expected = served_name(resolve_model(model or cfg.model))
             if model and attached.model != expected:
                 print(
                     f"Attached to the server already running at {attached.url}, which serves "
                     f"{attached.model}, not {expected}. To serve {expected} too, start it on another "
-                    f"port (`lab.serve({model!r}, port=8001)`), or stop the running one first.",
+                    f"port (`lab.serve({model!r}, port=8001)`), or stop the running one first: "
+                    f"{stop_hint(attached.port)}.",
                     file=sys.stderr,
                 )
             if builtin_tools:
@@ -472,9 +489,11 @@ def serve(
         key = secrets.token_urlsafe(24)
         print(f"Binding to {host} exposes the server: generated API key {key[:4]}...{key[-2:]} "
               "(read it from `server.api_key`).", file=sys.stderr)
+    from gptoss_lab.models import NANO_MODELS
+
     name = resolve_model(model or cfg.model)
     preset = presets.for_machine(name)
-    if name in presets.NANO_MODELS:
+    if name in NANO_MODELS:
         from gptoss_lab import nano
 
         name = str(nano.path() if name == "nano" else nano.plain_path())

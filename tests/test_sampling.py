@@ -61,5 +61,5 @@ def test_gpu_share_uses_what_is_free_and_says_what_to_stop() -> None:
 
     assert gpu_share("openai/gpt-oss-20b", free_gib=70.0, total_gib=80.0) == round(69 / 80, 3)
     assert gpu_share("openai/gpt-oss-20b", free_gib=79.0, total_gib=80.0) == 0.9
-    with pytest.raises(lab.LabError, match=r"needs about 16 GiB.*7\.5 of 80 GiB are free.*lab.current\(\).stop\(\)"):
+    with pytest.raises(lab.LabError, match=r"needs about 16 GiB.*7\.5 of 80 GiB are free.*gptoss-lab stop --port"):
         gpu_share("openai/gpt-oss-20b", free_gib=7.5, total_gib=80.0)

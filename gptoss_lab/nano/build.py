@@ -53,7 +53,7 @@ class BuildInfo:
 
 def served_name() -> str:
     """The model name nano is served under."""
-    from gptoss_lab.presets import NANO_MODELS
+    from gptoss_lab.models import NANO_MODELS
 
     return NANO_MODELS["nano"]
 

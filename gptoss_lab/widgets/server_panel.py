@@ -182,10 +182,11 @@ class ServerPanel(WidgetView):
     def _preset(self) -> str:
         from gptoss_lab import presets
         from gptoss_lab.config import settings
+        from gptoss_lab.models import model_key
         from gptoss_lab.server import resolve_model
 
         served = self.server.model_id() if self.server is not None else ""
-        name = "nano" if served == "gpt-oss-nano" else served or resolve_model(self.model_arg or settings().model)
+        name = model_key(served) if served else resolve_model(self.model_arg or settings().model)
         try:
             return presets.for_machine(name).name
         except LabError as exc:
