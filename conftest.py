@@ -8,6 +8,7 @@ Notebooks find it through ``GPTOSS_LAB_BASE_URL``, which ``lab.serve()`` attache
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,6 +31,8 @@ def _start_server():  # -> gptoss_lab.VLLMServer
             # A server started beforehand (with --enable-log-requests --enable-log-outputs for the
             # fallback check): a GPU runner starts it once and runs the suite in several parts.
             _SERVER, _ATTACHED = lab.connect(attach), True
+            if os.environ.get("GPTOSS_LAB_TEST_SERVER_LOG"):
+                _SERVER.log_path = Path(os.environ["GPTOSS_LAB_TEST_SERVER_LOG"])
         else:
             # Output logging lets each notebook be checked for requests nano does not know.
             _SERVER = lab.serve(model, port=process.free_port(),
@@ -46,12 +49,22 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         _start_server()
 
 
-_LOG_OFFSET: dict[str, int] = {}
+_MARKS: dict[str, object] = {}
 
 
-def _log_size() -> int:
-    path = getattr(_SERVER, "log_path", None)
-    return path.stat().st_size if path and path.exists() else 0
+def _drift_check_state() -> str | None:
+    """Why the drift check cannot run for this session's server, or None when it runs."""
+    if os.environ.get("GPTOSS_LAB_TEST_MODEL", "nano") != "nano":
+        return "off"
+    if os.environ.get("GPTOSS_LAB_DRIFT_CHECK") == "off":
+        return "off"
+    if _SERVER is not None and _SERVER.log_path is None:
+        return (
+            f"the drift check cannot read the log of the server at {_SERVER.url} (attached, started elsewhere). "
+            "Start it with --enable-log-requests --enable-log-outputs and name its log in "
+            "GPTOSS_LAB_TEST_SERVER_LOG, or set GPTOSS_LAB_DRIFT_CHECK=off to run without the check."
+        )
+    return None
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -60,33 +73,59 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
 
     nbmake only fails on exceptions, and nano answers an unknown request with a
     polite fallback sentence, so without this a notebook whose request drifted
-    from ``script.json`` would pass while showing the learner nothing useful.
-    vLLM 0.32 logs the outputs of Chat Completions requests only, so a Responses
-    request that drifted is caught by the notebook's own use of the answer, not here.
+    from ``script.json`` would pass while showing the learner nothing useful. It
+    reads Chat and Responses outputs from the server's log and in-process harmony
+    answers from the answer log (:mod:`gptoss_lab.drift`). It runs for scripted nano;
+    for any other model it is off, and says so at the end of the session.
     """
     outcome = yield
-    if not str(getattr(item, "path", "")).endswith(".ipynb") or _SERVER is None or _SERVER.log_path is None:
+    if not str(getattr(item, "path", "")).endswith(".ipynb") or _SERVER is None:
         return
+    from gptoss_lab import drift
+
+    state = _drift_check_state()
+    if state == "off":
+        return
+    log = _SERVER.log_path
     if call.when == "setup":
-        _LOG_OFFSET[item.nodeid] = _log_size()
+        _MARKS[item.nodeid] = drift.mark(log)
         return
     report = outcome.get_result()
     if call.when != "call" or report.failed:
         return
+    if state is not None:
+        report.outcome, report.longrepr = "failed", state
+        return
     from gptoss_lab.nano import script
 
-    fallback = script.load().fallback.final[:40]
-    with open(_SERVER.log_path, encoding="utf-8", errors="replace") as log:
-        log.seek(_LOG_OFFSET.get(item.nodeid, 0))
-        # Chat Completions only: a benchmark's Completions requests send raw, unscripted text on purpose.
-        hits = [line.strip() for line in log if "Generated response chatcmpl-" in line and fallback in line]
+    hits = drift.fallback_hits(log, _MARKS[item.nodeid], script.load().fallback.final[:40])
     if hits:
         report.outcome = "failed"
         report.longrepr = (
             f"{item.path.name} made {len(hits)} request(s) that gpt-oss-nano is not scripted for, so it got the "
             "fallback reply. Add each request to gptoss_lab/nano/script.json (or make the notebook send the "
-            f"scripted one). Server log {_SERVER.log_path}:\n" + "\n".join(hits[:5])
+            f"scripted one). Server log {log}:\n" + "\n".join(hits[:5])
         )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Give notebook kernels an answer log for the drift check (they inherit the environment)."""
+    from gptoss_lab import drift
+
+    if drift.ANSWER_LOG not in os.environ:
+        handle, path = tempfile.mkstemp(prefix="gptoss-lab-answers-", suffix=".jsonl")
+        os.close(handle)
+        os.environ[drift.ANSWER_LOG] = path
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _SERVER is None:
+        return
+    model = os.environ.get("GPTOSS_LAB_TEST_MODEL", "nano")
+    if _drift_check_state() == "off":
+        terminalreporter.write_line(f"drift check: off for {model} (it checks scripted nano's replies only)")
+    else:
+        terminalreporter.write_line(f"drift check: on ({model}; server log {_SERVER.log_path})")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

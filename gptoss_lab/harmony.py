@@ -130,9 +130,17 @@ def parse(tokens: Sequence[int], role: Any = None) -> Parsed:
 
 
 def answer(messages: Sequence[Any]) -> str | None:
-    """The text of the last ``final``-channel message, or None when the model gave no final answer."""
+    """The text of the last ``final``-channel message, or None when the model gave no final answer.
+
+    With ``GPTOSS_LAB_ANSWER_LOG`` set (the test suite sets it), the answer is also appended
+    there, so the drift check (:mod:`gptoss_lab.drift`) sees answers sampled in-process.
+    """
+    from gptoss_lab import drift
+
     finals = [m for m in messages if m.channel == "final"]
-    return "".join(part.text for part in finals[-1].content) if finals else None
+    text = "".join(part.text for part in finals[-1].content) if finals else None
+    drift.record_answer(text)
+    return text
 
 
 def describe(tokens: Sequence[int]) -> str:
