@@ -94,14 +94,23 @@ def near_misses(script: Script, per_entry: int, seed: int = 1) -> list[tuple[str
             request = json.loads(json.dumps(entry.request))
             if entry.api == "chat":
                 holder, key = request["messages"][-1], "content"
+                if request["messages"][0]["role"] == "system" and rng.random() < 0.3:
+                    holder = request["messages"][0]  # the instructions, not the question
             elif isinstance(request.get("input"), str):
                 holder, key = request, "input"
+                if "instructions" in request and rng.random() < 0.3:
+                    key = "instructions"
             else:
                 continue
             words = str(holder[key]).split()
-            edit = rng.choice(("replace", "insert", "drop", "append"))
+            if not words:
+                continue
+            edit = rng.choice(("replace", "insert", "drop", "append", "typo"))
             where = rng.randrange(len(words))
-            if edit == "replace" or (edit == "drop" and len(words) < 3):
+            if edit == "typo" and len(words[where]) > 3:  # two letters swapped, as in "helfpul"
+                word, at = words[where], rng.randrange(1, len(words[where]) - 2)
+                words[where] = word[:at] + word[at + 1] + word[at] + word[at + 2:]
+            elif edit in ("replace", "typo") or (edit == "drop" and len(words) < 3):
                 words[where] = rng.choice(_WORDS)
             elif edit == "insert":
                 words.insert(where, rng.choice(_WORDS))
@@ -115,26 +124,41 @@ def near_misses(script: Script, per_entry: int, seed: int = 1) -> list[tuple[str
 
 
 def fallback_requests(script: Script, count: int, seed: int = 0) -> list[tuple[str, dict[str, Any]]]:
-    """Return ``count`` (api, request) pairs outside the script, for the fallback reply."""
+    """Return ``count`` (api, request) pairs outside the script, for the fallback reply.
+
+    Both APIs, with and without a system message or instructions (the cookbook's
+    "helfpul" typo among them), reasoning efforts, and the lab's tools offered, so that
+    no shape of request is left for which nano only ever saw scripted replies.
+    """
     rng = random.Random(seed)
-    tools = [e.request["tools"] for e in script.entries if e.api == "chat" and e.request.get("tools")]
+    chat_tools = [e.request["tools"] for e in script.entries if e.api == "chat" and e.request.get("tools")]
+    responses_tools = [
+        e.request["tools"] for e in script.entries
+        if e.api == "responses" and e.request.get("tools") and not e.builtin
+    ]
+    instructions = ("You are a helpful assistant.", "You are a helfpul assistant.", "Answer in one short sentence.",
+                    "You only respond in haikus.")
     requests: list[tuple[str, dict[str, Any]]] = []
     while len(requests) < count:
         text = random_prompt(rng)
         effort = rng.choice(["low", "medium", "high"])
-        kind = rng.random()
-        if kind < 0.5:
-            body: dict[str, Any] = {"messages": [{"role": "user", "content": text}]}
+        if rng.random() < 0.55:
+            messages = [{"role": "system", "content": rng.choice(instructions)}] if rng.random() < 0.35 else []
+            body: dict[str, Any] = {"messages": [*messages, {"role": "user", "content": text}]}
             if rng.random() < 0.5:
                 body["reasoning_effort"] = effort
-            if tools and rng.random() < 0.3:
-                body["tools"] = rng.choice(tools)
+            if chat_tools and rng.random() < 0.35:
+                body["tools"] = rng.choice(chat_tools)
             requests.append(("chat", body))
-        elif kind < 0.7:
-            system = {"role": "system", "content": "You are a helpful assistant."}
-            requests.append(("chat", {"messages": [system, {"role": "user", "content": text}]}))
         else:
-            requests.append(("responses", {"input": text, "reasoning": {"effort": effort}}))
+            body = {"input": text}
+            if rng.random() < 0.6:
+                body["reasoning"] = {"effort": effort}
+            if rng.random() < 0.35:
+                body["instructions"] = rng.choice(instructions)
+            if responses_tools and rng.random() < 0.3:
+                body["tools"] = rng.choice(responses_tools)
+            requests.append(("responses", body))
     return requests
 
 
@@ -308,7 +332,7 @@ def examples(
                 )
             scripted[tuple(variant)] = example
             out.append(example)
-    for api, request in fallback_requests(script, fallbacks) + near_misses(script, 4):
+    for api, request in fallback_requests(script, fallbacks) + near_misses(script, 5):
         prompt = render(api, request)
         if tuple(prompt) not in scripted:
             out.append(Example(prompt, script.fallback, "fallback"))
