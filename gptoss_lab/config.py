@@ -25,6 +25,13 @@ def default_cache_dir() -> Path:
     return Path(user_cache_dir("gptoss-lab"))
 
 
+def private_dir(path: Path) -> Path:
+    """Create ``path`` (and parents) if needed and make it readable by its owner only (0700)."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.chmod(0o700)
+    return path
+
+
 @dataclass(frozen=True)
 class Settings:
     """The lab's settings; build one with :func:`settings`."""
@@ -42,8 +49,8 @@ class Settings:
     base_url: str = ""
     """URL of the OpenAI-compatible API; defaults to ``http://{host}:{port}/v1``."""
 
-    api_key: str = ""
-    """Key clients send; vLLM checks it only when the server was started with one."""
+    api_key: str = field(default="", repr=False)
+    """Key clients send; vLLM checks it only when the server was started with one. Hidden from the repr."""
 
     start_timeout: float = 900.0
     """Seconds to wait for a starting server before giving up."""

@@ -16,9 +16,10 @@ import httpx
 
 from gptoss_lab import process
 from gptoss_lab.builtin.servers import ToolServers
-from gptoss_lab.config import default_cache_dir
+from gptoss_lab.config import default_cache_dir, private_dir
 from gptoss_lab.diagnose import diagnose
 from gptoss_lab.errors import ServerError
+from gptoss_lab.redact import redact
 
 # (phase shown to the user, a log line that marks its start)
 PHASES: list[tuple[str, str]] = [
@@ -54,7 +55,8 @@ class VLLMServer:
     """Environment variables added to the server's environment."""
     subcommand: Sequence[str] = ("serve",)
     """vLLM CLI subcommand: ``("serve",)`` or ``("launch", "render")``."""
-    api_key: str = ""
+    api_key: str = field(default="", repr=False)
+    """Key clients must send; vLLM gets it in its environment (``VLLM_API_KEY``), never on its command line."""
     log_path: Path | None = None
     proc: object | None = None
     attached: bool = False
@@ -78,12 +80,28 @@ class VLLMServer:
         return getattr(self.proc, "pid", None)
 
     def argv(self) -> list[str]:
-        """The command line that starts this server."""
+        """The command line that starts this server (no key: that travels in the environment).
+
+        ``vllm serve`` gets ``--allowed-origins []`` unless the args say otherwise: the lab's clients
+        are not web pages, so no browser origin may call it (vLLM releases before 0.32 allowed ``*``).
+        """
         argv = [sys.executable, "-m", "gptoss_lab.vllm_cli", *self.subcommand, self.model]
         argv += ["--host", self.host, "--port", str(self.port), *self.args]
-        if self.api_key:
-            argv += ["--api-key", self.api_key]
+        if tuple(self.subcommand) == ("serve",) and not any(a.startswith("--allowed-origins") for a in self.args):
+            argv += ["--allowed-origins", "[]"]
         return argv
+
+    def environment(self) -> dict[str, str]:
+        """The server's environment: the lab's, the vocabulary folder, ``env``, and the key as ``VLLM_API_KEY``."""
+        from gptoss_lab import vocab
+
+        status = vocab.ensure()
+        env = {**os.environ, vocab.ENV: str(status.folder), **self.env}  # an explicit env= wins
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        env.pop("VLLM_API_KEY", None)  # only the lab's key guards the lab's server
+        if self.api_key:
+            env["VLLM_API_KEY"] = self.api_key
+        return env
 
     # -- lifecycle -----------------------------------------------------------------
     def start(self) -> VLLMServer:
@@ -92,17 +110,13 @@ class VLLMServer:
             raise ServerError("This server was already started; call stop() first.")
         if process.port_in_use(self.host, self.port):
             raise ServerError(self._port_taken_message())
-        from gptoss_lab import vocab
-
-        status = vocab.ensure()
+        env = self.environment()
         self.log_path = self.log_path or log_dir() / f"vllm-{self.port}.log"
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.log_path.parent)
         if self.log_path.exists() and self.log_path.stat().st_size:
             # Keep the previous run's log (one generation) instead of truncating it.
             self.log_path.replace(self.log_path.with_name(self.log_path.name + ".1"))
         self.log_path.write_text("")
-        env = {**os.environ, vocab.ENV: str(status.folder), **self.env}  # an explicit env= wins
-        env.setdefault("PYTHONUNBUFFERED", "1")
         self.proc = process.spawn(self.argv(), env=env, log_path=self.log_path)
         self._write_pidfile()
         return self
@@ -180,11 +194,11 @@ class VLLMServer:
 
     # -- inspection ----------------------------------------------------------------
     def logs(self, lines: int = 40) -> str:
-        """Return the last ``lines`` lines of the server log."""
+        """Return the last ``lines`` lines of the server log, keys and tokens hidden."""
         if self.log_path is None or not self.log_path.exists():
             return ""
         text = self.log_path.read_text(errors="replace").splitlines()
-        return "\n".join(text[-lines:])
+        return redact("\n".join(text[-lines:]), [self.api_key])
 
     def is_running(self) -> bool:
         """True while the server answers ``/health``."""
@@ -228,7 +242,7 @@ class VLLMServer:
         if found:
             parts.append(f"{found.title}. {found.advice}\nvLLM said: {found.evidence}")
         parts.append(f"Last lines of {self.log_path}:\n{tail}")
-        raise ServerError("\n\n".join(parts))
+        raise ServerError(redact("\n\n".join(parts), [self.api_key]))
 
     def _port_taken_message(self) -> str:
         try:
@@ -254,7 +268,7 @@ class VLLMServer:
             "pid": self.pid, "owner": os.getpid(), "model": self.model, "url": self.url,
             "port": self.port, "log": str(self.log_path),
         }
-        self._pidfile().parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self._pidfile().parent)
         self._pidfile().write_text(json.dumps(record))
 
 

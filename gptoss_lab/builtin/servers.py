@@ -21,6 +21,7 @@ from typing import Any
 
 from gptoss_lab import process
 from gptoss_lab.builtin import auth
+from gptoss_lab.config import private_dir
 from gptoss_lab.errors import ServerError
 
 TOOL_NAMES = ("browser", "python")
@@ -194,7 +195,7 @@ def start(
             if name == "python":
                 argv += ["--timeout", str(python_timeout), "--memory-mb", str(python_memory_mb)]
             server = ToolServer(name, host, port, log_dir / f"tool-{name}-{port}.log", token=auth.new_token())
-            server.log_path.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(server.log_path.parent)
             server.log_path.write_text("")
             env = {**os.environ, "PYTHONUNBUFFERED": "1", auth.TOKEN_ENV: server.token}
             server.proc = process.spawn(argv, env=env, log_path=server.log_path)
