@@ -25,3 +25,7 @@ class ServerError(LabError):
 
 class SandboxError(LabError):
     """The python tool's sandbox (bubblewrap) is missing or cannot be set up on this machine."""
+
+
+class SettingsError(LabError, ValueError):
+    """A ``GPTOSS_LAB_*`` setting has a value the lab cannot use."""

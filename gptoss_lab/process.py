@@ -115,16 +115,23 @@ def _others_alive(pgid: int) -> bool:
     return False
 
 
+def _family(host: str) -> socket.AddressFamily:
+    """``AF_INET6`` for an IPv6 address such as ``::1``, else ``AF_INET``."""
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
 def port_in_use(host: str, port: int) -> bool:
-    """Return True if something accepts TCP connections at ``host:port``."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    """Return True if something accepts TCP connections at ``host:port`` (IPv4 or IPv6)."""
+    host = host.strip("[]")
+    with socket.socket(_family(host), socket.SOCK_STREAM) as sock:
         sock.settimeout(0.5)
         return sock.connect_ex((host, port)) == 0
 
 
 def free_port(host: str = "127.0.0.1") -> int:
     """Return a TCP port that is free on ``host`` right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    host = host.strip("[]")
+    with socket.socket(_family(host), socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
 

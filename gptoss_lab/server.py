@@ -16,7 +16,7 @@ import httpx
 
 from gptoss_lab import process
 from gptoss_lab.builtin.servers import ToolServers
-from gptoss_lab.config import default_cache_dir, private_dir
+from gptoss_lab.config import default_cache_dir, private_dir, url_host
 from gptoss_lab.diagnose import diagnose
 from gptoss_lab.errors import ServerError
 from gptoss_lab.redact import redact
@@ -69,11 +69,11 @@ class VLLMServer:
     @property
     def url(self) -> str:
         """The API base URL, ``http://host:port/v1``."""
-        return f"http://{self.host}:{self.port}/v1"
+        return f"http://{url_host(self.host)}:{self.port}/v1"
 
     @property
     def root(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"http://{url_host(self.host)}:{self.port}"
 
     @property
     def pid(self) -> int | None:
