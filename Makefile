@@ -39,9 +39,12 @@ sandbox:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; }
 
 # One pytest session: one shared vLLM server for the unit tests and all notebooks.
+# Each run gets an id in the environment of every process it starts; check-no-vllm.sh looks for that id only.
+RUN_ID := gptoss-lab-$(shell date +%s)-$(shell echo $$PPID)
+
 test: setup nano browser sandbox lint
-	$(PYTEST) -v --durations=15 --nbmake --nbmake-timeout=$(NB_TIMEOUT) tests notebooks
-	@bash scripts/check-no-vllm.sh
+	GPTOSS_LAB_RUN_ID=$(RUN_ID) $(PYTEST) -v --durations=15 --nbmake --nbmake-timeout=$(NB_TIMEOUT) tests notebooks
+	@bash scripts/check-no-vllm.sh $(RUN_ID)
 
 test-unit: setup browser sandbox
 	$(PYTEST) -v tests
@@ -54,8 +57,8 @@ test-notebooks: setup nano
 GPU_MODEL ?= openai/gpt-oss-20b
 test-gpu:
 	FLAVOUR=gpu bash scripts/setup.sh
-	GPTOSS_LAB_TEST_MODEL=$(GPU_MODEL) $(PYTEST) -v --durations=0 --nbmake --nbmake-timeout=3600 notebooks
-	@bash scripts/check-no-vllm.sh
+	GPTOSS_LAB_RUN_ID=$(RUN_ID) GPTOSS_LAB_TEST_MODEL=$(GPU_MODEL) $(PYTEST) -v --durations=0 --nbmake --nbmake-timeout=3600 notebooks
+	@bash scripts/check-no-vllm.sh $(RUN_ID)
 
 lint: setup
 	.venv/bin/ruff check gptoss_lab tests notebooks benchmarks conftest.py

@@ -101,6 +101,28 @@ def stop_group(pgid: int, *, grace: float = 15.0, proc: subprocess.Popen[bytes] 
     _LIVE.pop(pgid, None)
 
 
+def identity(pid: int) -> dict[str, object] | None:
+    """What tells process ``pid`` apart from a later one with the same number: start time and command line.
+
+    ``start_time`` is in clock ticks since boot (``/proc/PID/stat`` field 22). None when the
+    process does not exist (or this is not Linux).
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    start_time = int(stat.rsplit(")", 1)[1].split()[19])
+    return {"start_time": start_time, "cmdline": [a.decode(errors="replace") for a in cmdline.split(b"\0") if a]}
+
+
+def same_process(pid: int, recorded: dict[str, object]) -> bool:
+    """True if ``pid`` is still the process ``recorded`` (an :func:`identity`) describes, not a reused PID."""
+    now = identity(pid)
+    return now is not None and now["start_time"] == recorded.get("start_time") and \
+        now["cmdline"] == recorded.get("cmdline")
+
+
 def _others_alive(pgid: int) -> bool:
     """True if a process of the group is alive and not a zombie (reads /proc)."""
     for entry in Path("/proc").iterdir():

@@ -267,6 +267,8 @@ class VLLMServer:
         record = {
             "pid": self.pid, "owner": os.getpid(), "model": self.model, "url": self.url,
             "port": self.port, "log": str(self.log_path),
+            "identity": process.identity(self.pid) if self.pid else None,  # start time and command line
+            "owner_identity": process.identity(os.getpid()),
         }
         private_dir(self._pidfile().parent)
         self._pidfile().write_text(json.dumps(record))
@@ -352,11 +354,21 @@ def orphans() -> list[dict[str, object]]:
     found = []
     for record in _records():
         pid, owner = int(record.get("pid") or 0), int(record.get("owner") or 0)
-        if pid and process.group_alive(pid) and owner and not process.pid_alive(owner):
+        if not _still_ours(record):
+            Path(str(record["pidfile"])).unlink(missing_ok=True)  # stale record: gone, or its PID reused
+            continue
+        owner_gone = not owner or not process.same_process(owner, record.get("owner_identity") or {})
+        if pid and owner_gone:
             found.append(record)
-        elif pid and not process.group_alive(pid):
-            Path(str(record["pidfile"])).unlink(missing_ok=True)  # stale record
     return found
+
+
+def _still_ours(record: dict[str, object]) -> bool:
+    """True if the record's server runs: same PID, start time and command line as recorded at its start."""
+    pid = int(record.get("pid") or 0)  # type: ignore[call-overload]
+    recorded = record.get("identity")
+    return bool(pid) and isinstance(recorded, dict) and process.same_process(pid, recorded) \
+        and process.group_alive(pid)
 
 
 def stop_port(port: int, grace: float = 15.0) -> bool:
@@ -366,10 +378,13 @@ def stop_port(port: int, grace: float = 15.0) -> bool:
         True if a server was stopped, False if the lab has no running server there.
     """
     for record in _records():
-        if int(record.get("port") or 0) == port and process.group_alive(int(record["pid"])):
-            process.stop_group(int(record["pid"]), grace=grace)
+        if int(record.get("port") or 0) != port:  # type: ignore[call-overload]
+            continue
+        if _still_ours(record):
+            process.stop_group(int(record["pid"]), grace=grace)  # type: ignore[call-overload]
             Path(str(record["pidfile"])).unlink(missing_ok=True)
             return True
+        Path(str(record["pidfile"])).unlink(missing_ok=True)  # stale: never signal a PID that was reused
     return False
 
 
