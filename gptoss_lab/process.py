@@ -10,15 +10,21 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import queue
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 _LIVE: dict[int, subprocess.Popen[bytes]] = {}
+_SPAWN_REQUESTS: queue.Queue[tuple[Callable[[], Any], dict[str, Any], threading.Event]] = queue.Queue()
+_SPAWNER_LOCK = threading.Lock()
+_SPAWNER: list[threading.Thread] = []
 
 
 def _die_with_parent() -> None:
@@ -27,6 +33,9 @@ def _die_with_parent() -> None:
     A killed kernel or test runner then takes its vLLM down instead of leaving an
     orphan holding the port and the GPU. Elsewhere than Linux this is a no-op and
     the pidfile check in :mod:`gptoss_lab.server` finds orphans instead.
+
+    Linux sends the signal when the *thread* that forked the child ends, so every child is
+    forked by one daemon thread that lives as long as the process (:func:`_on_spawner_thread`).
     """
     if sys.platform.startswith("linux"):
         import ctypes
@@ -45,17 +54,50 @@ def spawn(
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
-        proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-            preexec_fn=_die_with_parent if tie_to_parent else None,
-        )
+        def start() -> subprocess.Popen[bytes]:
+            return subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+                preexec_fn=_die_with_parent if tie_to_parent else None,
+            )
+
+        proc = _on_spawner_thread(start) if tie_to_parent else start()
     _LIVE[proc.pid] = proc
     return proc
+
+
+def _on_spawner_thread(fn: Callable[[], Any]) -> Any:
+    """Run ``fn`` on the lab's spawner thread (a daemon that lives until the process exits) and return its value.
+
+    A child forked from a worker thread (a widget's Start button) would otherwise get its
+    death signal as soon as that thread finished.
+    """
+    with _SPAWNER_LOCK:
+        if not _SPAWNER or not _SPAWNER[0].is_alive():
+            _SPAWNER[:] = [threading.Thread(target=_spawner_loop, name="gptoss-lab-spawner", daemon=True)]
+            _SPAWNER[0].start()
+    box: dict[str, Any] = {}
+    done = threading.Event()
+    _SPAWN_REQUESTS.put((fn, box, done))
+    done.wait()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def _spawner_loop() -> None:
+    while True:
+        fn, box, done = _SPAWN_REQUESTS.get()
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # handed back to the caller's thread
+            box["error"] = exc
+        finally:
+            done.set()
 
 
 def _signal_reaches(send: Callable[[int, int], None], target: int) -> bool:
