@@ -134,7 +134,8 @@ def test_orphan_is_found_and_stopped(tmp_path: Path, monkeypatch) -> None:
     )
     port = process.free_port()
     server_mod.log_dir().mkdir(parents=True, exist_ok=True)
-    record = {"pid": child.pid, "owner": dead.pid, "model": "nano", "url": "u", "port": port, "log": "x"}
+    record = {"pid": child.pid, "owner": dead.pid, "model": "nano", "url": "u", "port": port, "log": "x",
+              "identity": process.identity(child.pid)}  # what start() records: start time and command line
     (server_mod.log_dir() / f"vllm-{port}.json").write_text(json.dumps(record))
     assert [r["pid"] for r in lab.orphans()] == [child.pid]
     assert lab.stop_port(port)
