@@ -13,9 +13,9 @@ does it). See ``docs/builtin-tools.md`` for what is and is not contained.
 from __future__ import annotations
 
 import argparse
-import functools
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,9 +26,16 @@ from gptoss_lab.errors import SandboxError
 __all__ = ["Limits", "build_server", "main", "run_code"]
 
 
-@functools.cache
+_RUNNERS: dict[Limits, sandbox.Runner] = {}
+_RUNNERS_LOCK = threading.Lock()
+
+
 def _runner(limits: Limits) -> sandbox.Runner:
-    return sandbox.Runner(limits)
+    """One runner (and so one limit on concurrent runs) per set of limits, even when threads race to make it."""
+    with _RUNNERS_LOCK:
+        if limits not in _RUNNERS:
+            _RUNNERS[limits] = sandbox.Runner(limits)
+        return _RUNNERS[limits]
 
 
 def run_code(code: str, limits: Limits | None = None) -> str:
