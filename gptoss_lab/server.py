@@ -457,8 +457,8 @@ def serve(
         progress: show the start-up phase while waiting (a progress bar in Jupyter); the
             server panel passes False and shows the log tail itself.
         builtin_tools: gpt-oss's built-in tools to serve through the Responses API: ``"browser"``
-            (search over ``corpus``) and/or ``"python"`` (runs model-written code; guarded, NOT a
-            security boundary, so only when named). Their MCP servers start first and are
+            (search over ``corpus``) and/or ``"python"`` (runs model-written code in a bubblewrap
+            sandbox, only when named; without ``bwrap`` it raises SandboxError). Their MCP servers start first and are
             passed to vLLM as ``--tool-server``; stopping the server stops them.
         corpus: folder(s) the browser searches (default: the lab's README, docs and notebooks).
 
