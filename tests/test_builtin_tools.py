@@ -469,7 +469,7 @@ def test_vllm_runs_the_builtin_tool_loops_nano_learned(nano_dir: Path) -> None:
         python = _replay_builtin_chain(client, model, script.load().chain("builtin.python"))
         assert builtin.transcript(python).results()[0].text.strip() == "338350"
         for tool in server.tools.servers:
-            assert tool.log_path.read_text().count("GET /sse") >= 2  # at start, then for a request
+            assert tool.log_path.read_text().count(f"GET /{tool.token}/sse") >= 2  # at start, then for a request
     finally:
         server.stop()
     assert not any(process.group_alive(pid) for pid in pids)
