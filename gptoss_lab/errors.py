@@ -29,3 +29,11 @@ class ScriptError(LabError, ValueError):
 
 class UnfaithfulScriptError(ScriptError):
     """A scripted reply is one gpt-oss could not produce, so nano would teach something false."""
+
+
+class SandboxError(LabError):
+    """The python tool's sandbox (bubblewrap) is missing or cannot be set up on this machine."""
+
+
+class SettingsError(LabError, ValueError):
+    """A ``GPTOSS_LAB_*`` setting has a value the lab cannot use."""

@@ -10,15 +10,21 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import queue
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 _LIVE: dict[int, subprocess.Popen[bytes]] = {}
+_SPAWN_REQUESTS: queue.Queue[tuple[Callable[[], Any], dict[str, Any], threading.Event]] = queue.Queue()
+_SPAWNER_LOCK = threading.Lock()
+_SPAWNER: list[threading.Thread] = []
 
 
 def _die_with_parent() -> None:
@@ -27,6 +33,9 @@ def _die_with_parent() -> None:
     A killed kernel or test runner then takes its vLLM down instead of leaving an
     orphan holding the port and the GPU. Elsewhere than Linux this is a no-op and
     the pidfile check in :mod:`gptoss_lab.server` finds orphans instead.
+
+    Linux sends the signal when the *thread* that forked the child ends, so every child is
+    forked by one daemon thread that lives as long as the process (:func:`_on_spawner_thread`).
     """
     if sys.platform.startswith("linux"):
         import ctypes
@@ -45,17 +54,50 @@ def spawn(
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
-        proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-            preexec_fn=_die_with_parent if tie_to_parent else None,
-        )
+        def start() -> subprocess.Popen[bytes]:
+            return subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+                preexec_fn=_die_with_parent if tie_to_parent else None,
+            )
+
+        proc = _on_spawner_thread(start) if tie_to_parent else start()
     _LIVE[proc.pid] = proc
     return proc
+
+
+def _on_spawner_thread(fn: Callable[[], Any]) -> Any:
+    """Run ``fn`` on the lab's spawner thread (a daemon that lives until the process exits) and return its value.
+
+    A child forked from a worker thread (a widget's Start button) would otherwise get its
+    death signal as soon as that thread finished.
+    """
+    with _SPAWNER_LOCK:
+        if not _SPAWNER or not _SPAWNER[0].is_alive():
+            _SPAWNER[:] = [threading.Thread(target=_spawner_loop, name="gptoss-lab-spawner", daemon=True)]
+            _SPAWNER[0].start()
+    box: dict[str, Any] = {}
+    done = threading.Event()
+    _SPAWN_REQUESTS.put((fn, box, done))
+    done.wait()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def _spawner_loop() -> None:
+    while True:
+        fn, box, done = _SPAWN_REQUESTS.get()
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # handed back to the caller's thread
+            box["error"] = exc
+        finally:
+            done.set()
 
 
 def _signal_reaches(send: Callable[[int, int], None], target: int) -> bool:
@@ -101,6 +143,28 @@ def stop_group(pgid: int, *, grace: float = 15.0, proc: subprocess.Popen[bytes] 
     _LIVE.pop(pgid, None)
 
 
+def identity(pid: int) -> dict[str, object] | None:
+    """What tells process ``pid`` apart from a later one with the same number: start time and command line.
+
+    ``start_time`` is in clock ticks since boot (``/proc/PID/stat`` field 22). None when the
+    process does not exist (or this is not Linux).
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    start_time = int(stat.rsplit(")", 1)[1].split()[19])
+    return {"start_time": start_time, "cmdline": [a.decode(errors="replace") for a in cmdline.split(b"\0") if a]}
+
+
+def same_process(pid: int, recorded: dict[str, object]) -> bool:
+    """True if ``pid`` is still the process ``recorded`` (an :func:`identity`) describes, not a reused PID."""
+    now = identity(pid)
+    return now is not None and now["start_time"] == recorded.get("start_time") and \
+        now["cmdline"] == recorded.get("cmdline")
+
+
 def _others_alive(pgid: int) -> bool:
     """True if a process of the group is alive and not a zombie (reads /proc)."""
     for entry in Path("/proc").iterdir():
@@ -115,16 +179,23 @@ def _others_alive(pgid: int) -> bool:
     return False
 
 
+def _family(host: str) -> socket.AddressFamily:
+    """``AF_INET6`` for an IPv6 address such as ``::1``, else ``AF_INET``."""
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
 def port_in_use(host: str, port: int) -> bool:
-    """Return True if something accepts TCP connections at ``host:port``."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    """Return True if something accepts TCP connections at ``host:port`` (IPv4 or IPv6)."""
+    host = host.strip("[]")
+    with socket.socket(_family(host), socket.SOCK_STREAM) as sock:
         sock.settimeout(0.5)
         return sock.connect_ex((host, port)) == 0
 
 
 def free_port(host: str = "127.0.0.1") -> int:
     """Return a TCP port that is free on ``host`` right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    host = host.strip("[]")
+    with socket.socket(_family(host), socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
 

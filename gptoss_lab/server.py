@@ -16,9 +16,10 @@ import httpx
 
 from gptoss_lab import process
 from gptoss_lab.builtin.servers import ToolServers
-from gptoss_lab.config import default_cache_dir
+from gptoss_lab.config import default_cache_dir, private_dir, url_host
 from gptoss_lab.diagnose import diagnose
 from gptoss_lab.errors import ServerError
+from gptoss_lab.redact import redact
 
 # (phase shown to the user, a log line that marks its start)
 PHASES: list[tuple[str, str]] = [
@@ -54,7 +55,8 @@ class VLLMServer:
     """Environment variables added to the server's environment."""
     subcommand: Sequence[str] = ("serve",)
     """vLLM CLI subcommand: ``("serve",)`` or ``("launch", "render")``."""
-    api_key: str = ""
+    api_key: str = field(default="", repr=False)
+    """Key clients must send; vLLM gets it in its environment (``VLLM_API_KEY``), never on its command line."""
     log_path: Path | None = None
     proc: object | None = None
     attached: bool = False
@@ -67,23 +69,39 @@ class VLLMServer:
     @property
     def url(self) -> str:
         """The API base URL, ``http://host:port/v1``."""
-        return f"http://{self.host}:{self.port}/v1"
+        return f"http://{url_host(self.host)}:{self.port}/v1"
 
     @property
     def root(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"http://{url_host(self.host)}:{self.port}"
 
     @property
     def pid(self) -> int | None:
         return getattr(self.proc, "pid", None)
 
     def argv(self) -> list[str]:
-        """The command line that starts this server."""
+        """The command line that starts this server (no key: that travels in the environment).
+
+        ``vllm serve`` gets ``--allowed-origins []`` unless the args say otherwise: the lab's clients
+        are not web pages, so no browser origin may call it (vLLM releases before 0.32 allowed ``*``).
+        """
         argv = [sys.executable, "-m", "gptoss_lab.vllm_cli", *self.subcommand, self.model]
         argv += ["--host", self.host, "--port", str(self.port), *self.args]
-        if self.api_key:
-            argv += ["--api-key", self.api_key]
+        if tuple(self.subcommand) == ("serve",) and not any(a.startswith("--allowed-origins") for a in self.args):
+            argv += ["--allowed-origins", "[]"]
         return argv
+
+    def environment(self) -> dict[str, str]:
+        """The server's environment: the lab's, the vocabulary folder, ``env``, and the key as ``VLLM_API_KEY``."""
+        from gptoss_lab import vocab
+
+        status = vocab.ensure()
+        env = {**os.environ, vocab.ENV: str(status.folder), **self.env}  # an explicit env= wins
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        env.pop("VLLM_API_KEY", None)  # only the lab's key guards the lab's server
+        if self.api_key:
+            env["VLLM_API_KEY"] = self.api_key
+        return env
 
     # -- lifecycle -----------------------------------------------------------------
     def start(self) -> VLLMServer:
@@ -92,17 +110,13 @@ class VLLMServer:
             raise ServerError("This server was already started; call stop() first.")
         if process.port_in_use(self.host, self.port):
             raise ServerError(self._port_taken_message())
-        from gptoss_lab import vocab
-
-        status = vocab.ensure()
+        env = self.environment()
         self.log_path = self.log_path or log_dir() / f"vllm-{self.port}.log"
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.log_path.parent)
         if self.log_path.exists() and self.log_path.stat().st_size:
             # Keep the previous run's log (one generation) instead of truncating it.
             self.log_path.replace(self.log_path.with_name(self.log_path.name + ".1"))
         self.log_path.write_text("")
-        env = {**os.environ, vocab.ENV: str(status.folder), **self.env}  # an explicit env= wins
-        env.setdefault("PYTHONUNBUFFERED", "1")
         self.proc = process.spawn(self.argv(), env=env, log_path=self.log_path)
         self._write_pidfile()
         return self
@@ -180,11 +194,11 @@ class VLLMServer:
 
     # -- inspection ----------------------------------------------------------------
     def logs(self, lines: int = 40) -> str:
-        """Return the last ``lines`` lines of the server log."""
+        """Return the last ``lines`` lines of the server log, keys and tokens hidden."""
         if self.log_path is None or not self.log_path.exists():
             return ""
         text = self.log_path.read_text(errors="replace").splitlines()
-        return "\n".join(text[-lines:])
+        return redact("\n".join(text[-lines:]), [self.api_key])
 
     def is_running(self) -> bool:
         """True while the server answers ``/health``."""
@@ -228,7 +242,7 @@ class VLLMServer:
         if found:
             parts.append(f"{found.title}. {found.advice}\nvLLM said: {found.evidence}")
         parts.append(f"Last lines of {self.log_path}:\n{tail}")
-        raise ServerError("\n\n".join(parts))
+        raise ServerError(redact("\n\n".join(parts), [self.api_key]))
 
     def _port_taken_message(self) -> str:
         try:
@@ -253,8 +267,10 @@ class VLLMServer:
         record = {
             "pid": self.pid, "owner": os.getpid(), "model": self.model, "url": self.url,
             "port": self.port, "log": str(self.log_path),
+            "identity": process.identity(self.pid) if self.pid else None,  # start time and command line
+            "owner_identity": process.identity(os.getpid()),
         }
-        self._pidfile().parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self._pidfile().parent)
         self._pidfile().write_text(json.dumps(record))
 
 
@@ -338,11 +354,21 @@ def orphans() -> list[dict[str, object]]:
     found = []
     for record in _records():
         pid, owner = int(record.get("pid") or 0), int(record.get("owner") or 0)
-        if pid and process.group_alive(pid) and owner and not process.pid_alive(owner):
+        if not _still_ours(record):
+            Path(str(record["pidfile"])).unlink(missing_ok=True)  # stale record: gone, or its PID reused
+            continue
+        owner_gone = not owner or not process.same_process(owner, record.get("owner_identity") or {})
+        if pid and owner_gone:
             found.append(record)
-        elif pid and not process.group_alive(pid):
-            Path(str(record["pidfile"])).unlink(missing_ok=True)  # stale record
     return found
+
+
+def _still_ours(record: dict[str, object]) -> bool:
+    """True if the record's server runs: same PID, start time and command line as recorded at its start."""
+    pid = int(record.get("pid") or 0)  # type: ignore[call-overload]
+    recorded = record.get("identity")
+    return bool(pid) and isinstance(recorded, dict) and process.same_process(pid, recorded) \
+        and process.group_alive(pid)
 
 
 def stop_port(port: int, grace: float = 15.0) -> bool:
@@ -352,10 +378,13 @@ def stop_port(port: int, grace: float = 15.0) -> bool:
         True if a server was stopped, False if the lab has no running server there.
     """
     for record in _records():
-        if int(record.get("port") or 0) == port and process.group_alive(int(record["pid"])):
-            process.stop_group(int(record["pid"]), grace=grace)
+        if int(record.get("port") or 0) != port:  # type: ignore[call-overload]
+            continue
+        if _still_ours(record):
+            process.stop_group(int(record["pid"]), grace=grace)  # type: ignore[call-overload]
             Path(str(record["pidfile"])).unlink(missing_ok=True)
             return True
+        Path(str(record["pidfile"])).unlink(missing_ok=True)  # stale: never signal a PID that was reused
     return False
 
 
@@ -443,8 +472,8 @@ def serve(
         progress: show the start-up phase while waiting (a progress bar in Jupyter); the
             server panel passes False and shows the log tail itself.
         builtin_tools: gpt-oss's built-in tools to serve through the Responses API: ``"browser"``
-            (search over ``corpus``) and/or ``"python"`` (runs model-written code; guarded, NOT a
-            security boundary, so only when named). Their MCP servers start first and are
+            (search over ``corpus``) and/or ``"python"`` (runs model-written code in a bubblewrap
+            sandbox, only when named; without ``bwrap`` it raises SandboxError). Their MCP servers start first and are
             passed to vLLM as ``--tool-server``; stopping the server stops them.
         corpus: folder(s) the browser searches (default: the lab's README, docs and notebooks).
 

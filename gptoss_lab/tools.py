@@ -11,10 +11,10 @@ error message the model can read and recover from. Taught in
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import inspect
 import json
 import re
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,22 +61,28 @@ class Tool:
                 "parameters": self.parameters}
 
     def run(self, arguments: str) -> str:
-        """Run one call from the model's JSON ``arguments``; return the result or an error text."""
+        """Run one call from the model's JSON ``arguments``; return the result or an error text.
+
+        The function runs in a daemon thread: one that outlives its timeout keeps running
+        but never blocks the interpreter's exit.
+        """
         try:
             kwargs = self._parse(arguments)
         except ValueError as exc:
             return str(exc)
-        pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
-        future = pool.submit(self.fn, **kwargs)
-        try:
-            value = future.result(timeout=self.timeout)
-        except concurrent.futures.TimeoutError:
+        except Exception as exc:  # RecursionError from '[[[[...', and anything else the parsers raise
+            return (f"error: the arguments for {self.name} could not be read ({type(exc).__name__}: "
+                    f"{_short(exc)}). Call it again with a small, flat JSON object.")
+        finished, value, error = _call_in_daemon_thread(self.fn, kwargs, self.timeout, self.name)
+        if not finished:
             return f"error: {self.name} did not finish within {self.timeout:g} s; try a smaller request."
-        except Exception as exc:  # the model sees the failure, the notebook keeps running
-            return f"error: {self.name} raised {type(exc).__name__}: {exc}"
-        finally:
-            pool.shutdown(wait=False, cancel_futures=True)
-        return self._text(value)
+        if error is not None:  # the model sees the failure, the notebook keeps running
+            return f"error: {self.name} raised {type(error).__name__}: {_short(error)}"
+        try:
+            return self._text(value)
+        except Exception as exc:  # a circular structure, an object whose str() raises, ...
+            return (f"error: {self.name} returned a {type(value).__name__} that cannot be written as text "
+                    f"({type(exc).__name__}: {_short(exc)}).")
 
     async def arun(self, arguments: str) -> str:
         """:meth:`run` without blocking the event loop (parallel calls run concurrently)."""
@@ -108,6 +114,35 @@ class Tool:
             dropped = len(text) - self.max_result_chars
             text = text[: self.max_result_chars] + TRUNCATION_MARK.format(n=dropped)
         return text
+
+
+def _short(exc: BaseException, limit: int = 300) -> str:
+    """An exception's message, cut to ``limit`` characters (its ``str()`` may raise too)."""
+    try:
+        text = str(exc)
+    except Exception:
+        text = "<unprintable>"
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _call_in_daemon_thread(fn: Callable[..., Any], kwargs: dict[str, Any], timeout: float,
+                           name: str) -> tuple[bool, Any, BaseException | None]:
+    """Call ``fn(**kwargs)`` in a daemon thread; return (finished in time, value, exception raised)."""
+    box: dict[str, Any] = {}
+    done = threading.Event()
+
+    def target() -> None:
+        try:
+            box["value"] = fn(**kwargs)
+        except BaseException as exc:  # SystemExit or KeyboardInterrupt in a tool is still the tool's failure
+            box["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=target, name=f"gptoss-tool-{name}", daemon=True).start()
+    if not done.wait(timeout):
+        return False, None, None
+    return True, box.get("value"), box.get("error")
 
 
 def _build_model(fn: Callable[..., Any], name: str) -> Any:
@@ -151,4 +186,7 @@ def run_call(tools: Iterable[Tool], name: str, arguments: str) -> str:
     if name not in by_name:
         known = ", ".join(sorted(by_name)) or "none"
         return f"error: there is no tool named {name!r}; the available tools are: {known}."
-    return by_name[name].run(arguments)
+    try:
+        return by_name[name].run(arguments)
+    except Exception as exc:  # never a crash: whatever is left becomes the text the model reads
+        return f"error: calling {name} failed ({type(exc).__name__}: {_short(exc)})."

@@ -23,6 +23,17 @@ if [ -z "${FLAVOUR:-}" ]; then
 fi
 case "$FLAVOUR" in gpu|cpu) ;; *) say "FLAVOUR must be gpu or cpu, not '$FLAVOUR'"; exit 2 ;; esac
 
+# The python built-in tool runs model-written code only inside bubblewrap; it refuses to start without it.
+if ! command -v bwrap >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "installing bubblewrap (the python built-in tool's sandbox)"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; } \
+      || say "could not install bubblewrap; the python built-in tool will refuse to start"
+  else
+    say "the python built-in tool needs bubblewrap: run 'sudo apt-get install -y bubblewrap' (or 'sudo make sandbox')"
+  fi
+fi
+
 stamp="$VENV/.gptoss-lab-setup"
 want="$FLAVOUR $(sha256sum pyproject.toml | cut -c1-16) $EXTRAS"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$VENV/bin/python" ]; then

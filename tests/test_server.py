@@ -18,18 +18,19 @@ from gptoss_lab.errors import ServerError
 from gptoss_lab.server import VLLMServer
 
 
-def _vllm_processes() -> list[str]:
+def _vllm_processes(port: int | None = None) -> list[str]:
+    """The lab's vLLM processes on this machine (on ``port`` only, when given: others may run here)."""
     out = subprocess.run(["pgrep", "-af", "gptoss_lab.vllm_cli"], capture_output=True, text=True)
-    return [line for line in out.stdout.splitlines() if line.strip()]
+    lines = [line for line in out.stdout.splitlines() if line.strip()]
+    return [line for line in lines if f"--port {port} " in line + " "] if port is not None else lines
 
 
 def _failed_start(server: VLLMServer, timeout: float = 600) -> str:
     """Start ``server``, expect its start to fail, check nothing is left; return the message."""
-    before = _vllm_processes()
     server.start()
     with pytest.raises(ServerError) as err:
         server.wait(timeout=timeout, progress=False)
-    assert _vllm_processes() == before, "a failed start must leave no vLLM process"
+    assert _vllm_processes(server.port) == [], "a failed start must leave no vLLM process"
     return str(err.value)
 
 
@@ -133,7 +134,8 @@ def test_orphan_is_found_and_stopped(tmp_path: Path, monkeypatch) -> None:
     )
     port = process.free_port()
     server_mod.log_dir().mkdir(parents=True, exist_ok=True)
-    record = {"pid": child.pid, "owner": dead.pid, "model": "nano", "url": "u", "port": port, "log": "x"}
+    record = {"pid": child.pid, "owner": dead.pid, "model": "nano", "url": "u", "port": port, "log": "x",
+              "identity": process.identity(child.pid)}  # what start() records: start time and command line
     (server_mod.log_dir() / f"vllm-{port}.json").write_text(json.dumps(record))
     assert [r["pid"] for r in lab.orphans()] == [child.pid]
     assert lab.stop_port(port)
@@ -189,7 +191,6 @@ def test_missing_vocabulary_is_diagnosed_at_the_first_request(nano_dir: Path, tm
         str(nano_dir), args=preset.flags(), port=process.free_port(), log_path=tmp_path / "vllm.log",
         env={**preset.env, "TIKTOKEN_ENCODINGS_BASE": str(empty)},
     )
-    before = _vllm_processes()
     server.start()
     try:
         server.wait(progress=False)
@@ -197,7 +198,7 @@ def test_missing_vocabulary_is_diagnosed_at_the_first_request(nano_dir: Path, tm
             server.warmup()
     finally:
         server.stop(grace=5.0)
-    assert _vllm_processes() == before, "a failed warm-up must leave no vLLM process"
+    assert _vllm_processes(server.port) == [], "a failed warm-up must leave no vLLM process"
     message = str(err.value)
     assert "first request failed" in message and "The harmony vocabulary is missing" in message
     assert "gptoss-lab vocab" in message

@@ -85,6 +85,54 @@ def test_an_oversized_result_is_truncated_with_a_marker() -> None:
     assert result == "x" * 50 + "\n[... truncated 70 characters]"
 
 
+@lab.tool
+def circular() -> dict:
+    """Return a structure that contains itself."""
+    loop: dict = {}
+    loop["self"] = loop
+    return loop
+
+
+@lab.tool
+def quits() -> str:
+    """Call sys.exit, as careless code might."""
+    raise SystemExit(3)
+
+
+@pytest.mark.parametrize("arguments", ["[" * 100_000, '{"city": ' + "[" * 100_000 + "]" * 100_000 + "}",
+                                       '{"city": ' + '{"a": ' * 5000 + "1" + "}" * 5000 + "}"])
+def test_deeply_nested_arguments_become_an_error_result(arguments: str) -> None:
+    result = lab.run_call([get_weather], "get_weather", arguments)
+    assert result.startswith("error: ") and "get_weather" in result and len(result) < 1000
+
+
+def test_a_circular_result_becomes_an_error_result() -> None:
+    result = lab.run_call([circular], "circular", "{}")
+    assert result.startswith("error: circular returned a dict that cannot be written as text")
+    assert "Circular reference" in result
+
+
+def test_a_tool_that_exits_becomes_an_error_result() -> None:
+    assert lab.run_call([quits], "quits", "{}") == "error: quits raised SystemExit: 3"
+
+
+def test_a_timed_out_tool_does_not_block_interpreter_exit() -> None:
+    import subprocess
+    import sys
+
+    script = ("import time, gptoss_lab as lab\n"
+              "@lab.tool(timeout=0.5)\n"
+              "def stuck() -> str:\n"
+              "    'Never finish.'\n"
+              "    time.sleep(120)\n"
+              "    return 'late'\n"
+              "print(stuck.run('{}'))\n")
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=90)
+    assert proc.stdout.strip() == "error: stuck did not finish within 0.5 s; try a smaller request."
+    assert proc.returncode == 0 and time.monotonic() - started < 60  # the old code waited the full 120 s
+
+
 def test_an_unknown_tool_is_an_error_result() -> None:
     result = lab.run_call([get_weather, slow], "get_time", "{}")
     assert result == "error: there is no tool named 'get_time'; the available tools are: get_weather, slow."

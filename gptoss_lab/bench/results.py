@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 
 from gptoss_lab.bench.metrics import Metrics, RequestRecord
+from gptoss_lab.redact import redact, redact_args
 
 COLUMNS: tuple[tuple[str, str, str], ...] = (
     # (label, key in RunResult.row(), format)
@@ -68,7 +69,7 @@ def _flags(url: str) -> str:
     current = lab_server._CURRENT
     if current is not None and current.url.rstrip("/") == url.rstrip("/"):
         if not current.attached:
-            return " ".join(current.args)
+            return redact_args(current.args, [current.api_key])
         log = current.log_path
     else:
         port = httpx.URL(url).port
@@ -77,7 +78,7 @@ def _flags(url: str) -> str:
         with open(log, encoding="utf-8", errors="replace") as lines:
             for line in lines:
                 if match := re.search(r"non-default args: (.*)$", line):
-                    return match.group(1).strip()
+                    return redact(match.group(1).strip())
     return "unknown (the lab did not start this server and found no log of it)"
 
 
@@ -245,8 +246,9 @@ def save(result: RunResult | Sweep, path: str | Path | None = None) -> tuple[Pat
     stem = Path(path).with_suffix("") if Path(path).suffix in (".json", ".csv") else Path(path)
     stem.parent.mkdir(parents=True, exist_ok=True)
     json_path, csv_path = stem.with_name(stem.name + ".json"), stem.with_name(stem.name + ".csv")
-    json_path.write_text(json.dumps(result.to_dict(), indent=1) + "\n")
+    json_path.write_text(redact(json.dumps(result.to_dict(), indent=1)) + "\n")  # keys never reach a file
     rows = result.rows() if isinstance(result, Sweep) else [result.row()]
+    rows = [{k: redact(v) if isinstance(v, str) else v for k, v in row.items()} for row in rows]
     fields = list(dict.fromkeys(k for row in rows for k in row))
     with open(csv_path, "w", newline="") as out:
         writer = csv.DictWriter(out, fieldnames=fields)

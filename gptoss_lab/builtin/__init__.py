@@ -1,7 +1,8 @@
 """gpt-oss's built-in ``browser`` and ``python`` tools as MCP servers for vLLM's ``--tool-server``.
 
 - :mod:`gptoss_lab.builtin.browser`: search, open and find over a local folder of documents.
-- :mod:`gptoss_lab.builtin.python_tool`: guarded Python in a child process (NOT a security boundary).
+- :mod:`gptoss_lab.builtin.python_tool`: Python in a bubblewrap sandbox (:mod:`gptoss_lab.builtin.sandbox`).
+- :mod:`gptoss_lab.builtin.auth`: the per-start token that guards both servers.
 - :mod:`gptoss_lab.builtin.servers`: start, call and stop them; the value of ``--tool-server``.
 - :mod:`gptoss_lab.builtin.transcript`: a built-in tool request's steps, readably.
 

@@ -198,8 +198,20 @@ def _files(sources: Iterable[Path], suffixes: set[str]) -> Iterable[Path]:
             continue
         for path in sorted(source.rglob("*")):
             hidden = any(part.startswith(".") for part in path.relative_to(source).parts)
-            if path.is_file() and path.suffix in suffixes and not hidden:
+            if path.is_file() and path.suffix in suffixes and not hidden and _inside(path, source) \
+                    and not _binary(path):
                 yield path
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """True if ``path`` resolves inside ``folder``: a symlink out of the corpus is not followed."""
+    return path.resolve().is_relative_to(folder)
+
+
+def _binary(path: Path) -> bool:
+    """True if the file's first 8 KiB hold a NUL byte (not a text document, whatever its suffix)."""
+    with path.open("rb") as file:
+        return b"\0" in file.read(8192)
 
 
 # -- the index --------------------------------------------------------------------------------
@@ -385,7 +397,9 @@ def build_server(index: Index, label: str) -> Any:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Index the corpus and serve the browser over MCP (SSE transport, ``/sse``)."""
+    """Index the corpus and serve the browser over MCP (SSE transport, ``/TOKEN/sse``)."""
+    from gptoss_lab.builtin.auth import serve_sse
+
     parser = argparse.ArgumentParser(prog="python -m gptoss_lab.builtin.browser", description=__doc__.split("\n")[0])
     parser.add_argument("--corpus", action="append", type=Path,
                         help="a folder (or file) to index; repeatable (default: the lab's README, docs and notebooks)")
@@ -399,7 +413,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(f"browser tool server: {err}") from None
     index = Index(pages)
     print(f"browser tool server: indexed {len(pages)} pages from {', '.join(map(str, sources))}", flush=True)
-    build_server(index, "local corpus").run("sse", host=args.host, port=args.port)
+    serve_sse(build_server(index, "local corpus"), args.host, args.port)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 """Start, check, call and stop the built-in tool servers as child processes of the lab.
 
 Each server is ``python -m gptoss_lab.builtin.<module>`` in its own process group (see
-:mod:`gptoss_lab.process`), logging to the lab's server log folder. vLLM is told where they
-are with ``--tool-server host:port,host:port`` (:meth:`ToolServers.flag`); it connects to
-``http://host:port/sse`` and names each harmony tool namespace after the MCP server's name.
+:mod:`gptoss_lab.process`), logging to the lab's server log folder. Each start gets a fresh
+token (:mod:`gptoss_lab.builtin.auth`); vLLM is told where they are with
+``--tool-server host:port/TOKEN,host:port/TOKEN`` (:meth:`ToolServers.flag`); it connects to
+``http://host:port/TOKEN/sse`` and names each harmony tool namespace after the MCP server's name.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from gptoss_lab import process
+from gptoss_lab.builtin import auth
+from gptoss_lab.config import private_dir
 from gptoss_lab.errors import ServerError
 
 TOOL_NAMES = ("browser", "python")
@@ -36,15 +39,22 @@ class ToolServer:
     port: int
     log_path: Path
     proc: Any = None
+    token: str = field(default="", repr=False)
+    """The per-start secret path component; only callers that know it are answered."""
 
     @property
-    def address(self) -> str:
-        """``host:port``, as ``--tool-server`` takes it."""
+    def endpoint(self) -> str:
+        """``host:port``, for messages (no token)."""
         return f"{self.host}:{self.port}"
 
     @property
+    def address(self) -> str:
+        """``host:port/TOKEN``, as ``--tool-server`` takes it."""
+        return f"{self.endpoint}/{self.token}" if self.token else self.endpoint
+
+    @property
     def url(self) -> str:
-        """The SSE endpoint an MCP client connects to."""
+        """The SSE endpoint an MCP client connects to (it holds the token: keep it out of logs)."""
         return f"http://{self.address}/sse"
 
     def logs(self, lines: int = 20) -> str:
@@ -58,7 +68,7 @@ class ToolServer:
         code = self.proc.poll() if self.proc is not None else "never started"
         if code is not None:
             raise ServerError(
-                f"The {self.name} tool server ({self.url}) has exited (exit code {code}), so calls to "
+                f"The {self.name} tool server ({self.endpoint}) has exited (exit code {code}), so calls to "
                 f"{self.name} fail. Restart it with the model server: `server.stop()` then "
                 f"`lab.serve(builtin_tools=[...])`. Last lines of {self.log_path}:\n{self.logs()}"
             )
@@ -81,7 +91,7 @@ class ToolServer:
                 return future.result()
             except Exception as err:
                 self.check()
-                raise ServerError(f"The {self.name} tool server at {self.url} did not answer {tool!r}: "
+                raise ServerError(f"The {self.name} tool server at {self.endpoint} did not answer {tool!r}: "
                                   f"{_first_cause(err)}. Its log: {self.log_path}") from err
 
     def stop(self, grace: float = 5.0) -> None:
@@ -148,17 +158,18 @@ def start(
 
     Args:
         names: any of ``"browser"`` and ``"python"`` (one name or a list). ``python`` runs model-written code
-            (guarded, NOT a security boundary) and is started only when named.
+            in a bubblewrap sandbox and is started only when named.
         corpus: folder(s) or file(s) the browser indexes (default: the lab's README, docs
             and notebooks).
         python_timeout, python_memory_mb: limits for each run of the python tool.
-        host: where the servers listen (keep it loopback: they have no authentication).
+        host: where the servers listen (keep it loopback: the token travels in clear text).
         timeout: seconds to wait for each server to answer.
         log_dir: where logs go (default: the lab's server log folder).
 
     Raises:
         ServerError: an unknown name, or a server that exited or did not answer in time
             (every server started is stopped first).
+        SandboxError: ``python`` was named and bubblewrap is missing or cannot run here.
     """
     names = [names] if isinstance(names, str) else list(names)
     unknown = [n for n in names if n not in TOOL_NAMES]
@@ -169,6 +180,10 @@ def start(
         from gptoss_lab.server import log_dir as server_log_dir
 
         log_dir = server_log_dir()
+    if "python" in names:
+        from gptoss_lab.builtin import sandbox
+
+        sandbox.require()
     started = ToolServers()
     try:
         for name in dict.fromkeys(names):  # in order, once each
@@ -179,10 +194,10 @@ def start(
                 argv += [arg for folder in folders for arg in ("--corpus", str(folder))]
             if name == "python":
                 argv += ["--timeout", str(python_timeout), "--memory-mb", str(python_memory_mb)]
-            server = ToolServer(name, host, port, log_dir / f"tool-{name}-{port}.log")
-            server.log_path.parent.mkdir(parents=True, exist_ok=True)
+            server = ToolServer(name, host, port, log_dir / f"tool-{name}-{port}.log", token=auth.new_token())
+            private_dir(server.log_path.parent)
             server.log_path.write_text("")
-            env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+            env = {**os.environ, "PYTHONUNBUFFERED": "1", auth.TOKEN_ENV: server.token}
             server.proc = process.spawn(argv, env=env, log_path=server.log_path)
             started.servers.append(server)
         for server in started.servers:
@@ -198,6 +213,6 @@ def _wait(server: ToolServer, timeout: float) -> None:
     while not process.port_in_use(server.host, server.port):
         server.check()
         if time.monotonic() > deadline:
-            raise ServerError(f"The {server.name} tool server did not listen on {server.address} within "
+            raise ServerError(f"The {server.name} tool server did not listen on {server.endpoint} within "
                               f"{timeout:.0f} s. Last lines of {server.log_path}:\n{server.logs()}")
         time.sleep(0.2)

@@ -175,6 +175,9 @@ class ServerPanel(WidgetView):
         self._show_log(last if text else None, text)
 
     def _show_log(self, path: Path | None, text: str) -> None:
+        from gptoss_lab.redact import redact
+
+        text = redact(text)
         title = f"log tail: {path}" if path else "log tail: (no log yet)"
         self.log.value = (f"<div style='color:#6b7280;font-size:0.85em'>{html.escape(title)}</div>"
                           f"<pre style='{_PRE}'>{html.escape(text)}</pre>")
