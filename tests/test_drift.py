@@ -7,11 +7,15 @@ function reads the window of requests this test makes on the shared nano server.
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
 
 import gptoss_lab as lab
 from gptoss_lab import drift
-from gptoss_lab.nano import script
+from gptoss_lab.nano import render, script
+
+build = importlib.import_module("gptoss_lab.nano.build")
 
 pytestmark = pytest.mark.server
 FALLBACK = script.load().fallback
@@ -21,8 +25,12 @@ def test_unscripted_requests_on_chat_responses_and_harmony_are_all_caught(nano_s
     assert nano_server.log_path is not None, "the suite's server must log its outputs for the drift check"
     since = drift.mark(nano_server.log_path)
     client, model = lab.client(), nano_server.model_id()
-    client.chat.completions.create(model=model, messages=[{"role": "user", "content": "Name a river in Spain."}])
-    client.responses.create(model=model, input="Name a river in Spain.")
+    # Unscripted requests the build replayed to the fallback: no notebook makes them, and nano's answer is known.
+    trained = render.fallback_requests(script.load(), build.FALLBACKS)
+    chat = next(body for api, body in trained if api == "chat")
+    responses = next(body for api, body in trained if api == "responses")
+    client.chat.completions.create(model=model, **chat)
+    client.responses.create(model=model, **responses)
     # In-process harmony sampling reports what it read through lab.harmony.answer (05_harmony does).
     tokens = script.completion_tokens(FALLBACK, lab.harmony.encoding())
     lab.harmony.answer(lab.harmony.parse(tokens).messages)
