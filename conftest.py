@@ -8,7 +8,7 @@ Notebooks find it through ``GPTOSS_LAB_BASE_URL``, which ``lab.serve()`` attache
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -44,6 +44,21 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     """Start the shared server before the first notebook runs (nbmake items take no fixtures)."""
     if any(str(getattr(item, "path", "")).endswith(".ipynb") for item in items):
         _start_server()
+
+
+# Markers from what a test needs, so `make test-fast` can leave out everything that needs vLLM or nano.
+_FIXTURE_MARKS = {"nano_server": ("server", "nano", "vllm"), "nano_dir": ("nano",)}
+"""Fixture -> the markers every test that uses it (directly or through another fixture) gets."""
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Mark each test by the expensive fixtures it uses; a notebook needs the shared server."""
+    names = set(getattr(item, "fixturenames", ()))
+    marks = {m for fixture, added in _FIXTURE_MARKS.items() if fixture in names for m in added}
+    if str(getattr(item, "path", "")).endswith(".ipynb"):
+        marks |= {"server", "nano", "vllm"}
+    for name in sorted(marks - {m.name for m in item.iter_markers()}):
+        item.add_marker(name)
 
 
 _LOG_OFFSET: dict[str, int] = {}
@@ -108,3 +123,25 @@ def nano_dir() -> Path:
     from gptoss_lab import nano
 
     return nano.path()
+
+
+@pytest.fixture
+def own_processes() -> Callable[[str], list[int]]:
+    """Return a finder: pids of this test process's live children whose command line contains a text.
+
+    Checks that something was stopped look here, not machine-wide: other sessions' servers are not ours.
+    """
+
+    def find(text: str) -> list[int]:
+        found = []
+        for entry in Path("/proc").glob("[0-9]*"):
+            try:
+                state, parent = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:2]
+                argv = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except (OSError, ValueError):
+                continue
+            if int(parent) == os.getpid() and state != "Z" and text in argv:
+                found.append(int(entry.name))
+        return sorted(found)
+
+    return find

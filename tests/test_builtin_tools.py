@@ -13,7 +13,6 @@ import os
 import re
 import signal
 import socket
-import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,9 +37,8 @@ PAGES = {
 }
 
 
-def _tool_processes() -> list[str]:
-    out = subprocess.run(["pgrep", "-af", "--", "-m gptoss_lab.builtin."], capture_output=True, text=True)
-    return [line for line in out.stdout.splitlines() if line.strip()]
+TOOL_SERVER = "-m gptoss_lab.builtin."
+"""In the command line of every tool server process (found with the ``own_processes`` fixture)."""
 
 
 @pytest.fixture(scope="module")
@@ -219,16 +217,22 @@ def test_dead_tool_server_gives_a_clear_error(tmp_path: Path) -> None:
     assert not process.group_alive(pid) and server.proc is None
 
 
-def test_failed_vllm_start_stops_the_tool_servers(nano_dir: Path) -> None:
+def test_failed_vllm_start_stops_the_tool_servers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  own_processes) -> None:
+    """The tool servers start first; vLLM's start is refused (its port is taken), and they are stopped."""
     import gptoss_lab as lab
 
-    before = _tool_processes()
+    monkeypatch.setenv("GPTOSS_LAB_CACHE_DIR", str(tmp_path / "cache"))  # the tool servers log here
+    before = own_processes(TOOL_SERVER)
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         with pytest.raises(ServerError, match="not a vLLM server"):
-            lab.serve("nano", port=holder.getsockname()[1], builtin_tools=["browser"], warmup=False, progress=False)
-    assert _tool_processes() == before
+            lab.serve(str(tmp_path), port=holder.getsockname()[1], builtin_tools=["browser"], warmup=False,
+                      progress=False)  # a local checkpoint: no nano build, and vLLM never starts
+    [log] = (tmp_path / "cache" / "servers").glob("tool-browser-*.log")
+    assert "Uvicorn running" in log.read_text(), "the browser server had started before vLLM was refused"
+    assert own_processes(TOOL_SERVER) == before
 
 
 def test_unknown_tool_name_is_refused() -> None:
@@ -236,11 +240,12 @@ def test_unknown_tool_name_is_refused() -> None:
         builtin.start(["shell"])
 
 
-def test_no_tool_server_is_left(tools: ToolServers) -> None:
+def test_no_tool_server_is_left(tools: ToolServers, own_processes) -> None:
     pids = [s.proc.pid for s in tools.servers]
+    assert own_processes(TOOL_SERVER) == sorted(pids)
     tools.stop()
     assert not any(process.group_alive(pid) for pid in pids)
-    assert _tool_processes() == []
+    assert own_processes(TOOL_SERVER) == []
 
 
 # -- with vLLM ---------------------------------------------------------------------------------
@@ -258,9 +263,9 @@ def _replay_builtin_chain(client: Any, model: str, chain: list[Any]) -> Any:
     return response
 
 
-@pytest.mark.server
+@pytest.mark.vllm
 @pytest.mark.slow
-def test_vllm_runs_the_builtin_tool_loops_nano_learned(nano_dir: Path) -> None:
+def test_vllm_runs_the_builtin_tool_loops_nano_learned(nano_dir: Path, own_processes) -> None:
     """vLLM starts with --tool-server, and runs each scripted browser and python loop inside one request.
 
     nano replays its turns only if vLLM builds every follow-up prompt exactly as the nano
@@ -269,7 +274,7 @@ def test_vllm_runs_the_builtin_tool_loops_nano_learned(nano_dir: Path) -> None:
     import gptoss_lab as lab
     from gptoss_lab.nano import script
 
-    before = _tool_processes()
+    before = own_processes(TOOL_SERVER)
     server = lab.serve("nano", port=process.free_port(), builtin_tools=["browser", "python"],
                        corpus=builtin.SAMPLE_CORPUS, warmup=False, progress=False)
     try:
@@ -300,4 +305,4 @@ def test_vllm_runs_the_builtin_tool_loops_nano_learned(nano_dir: Path) -> None:
     finally:
         server.stop()
     assert not any(process.group_alive(pid) for pid in pids)
-    assert _tool_processes() == before
+    assert own_processes(TOOL_SERVER) == before

@@ -13,7 +13,7 @@ import threading
 import pytest
 
 import gptoss_lab as lab
-from gptoss_lab import examples, process
+from gptoss_lab import examples, hardware, process
 from gptoss_lab import server as server_module
 from gptoss_lab.nano import script
 from gptoss_lab.widgets.chat import Cancel, Cancelled, Options, request, run_turn
@@ -98,12 +98,15 @@ def test_empty_prompt_is_ignored(no_server: str) -> None:
     assert not pg.busy and not pg._threads and not pg.send.disabled
 
 
-def test_server_panel_without_a_server(no_server: str) -> None:
-    panel = lab.widgets.server_panel()
+def test_server_panel_without_a_server(no_server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hardware, "gpus", lambda: [])  # the presets of a machine without a GPU
+    panel = lab.widgets.server_panel("nano")
     assert panel.state == "stopped" and panel.server is None
     assert "stopped" in panel.status.value and no_server in panel.status.value
     assert not panel.start.disabled and panel.stop.disabled
-    assert "preset" in panel.preset.value
+    assert "preset: <code>nano-cpu</code>" in panel.preset.value  # what Start would serve nano with
+    too_big = lab.widgets.server_panel("openai/gpt-oss-120b")
+    assert "preset: <code>none: openai/gpt-oss-120b needs an NVIDIA GPU" in too_big.preset.value
 
 
 # -- against the server --------------------------------------------------------------------------
@@ -121,8 +124,10 @@ def test_hello_streams_answer_reasoning_and_speed(nano_server) -> None:
     assert html.escape(HELLO.reply.final, quote=False) in pg.answer.value
     assert HELLO.reply.reasoning in pg.reasoning.value
     assert "Hello, playground!" in pg.history.value
-    assert turn.tokens_per_s > 0 and turn.completion_tokens == turn.steps[0].usage["completion_tokens"]
-    assert "tokens/s" in pg.tokens_per_s.value and "Done" in pg.status.value
+    # The server's count of the reply's harmony tokens, <|return|> included (not the chunks that carried text).
+    assert turn.completion_tokens == len(script.completion_tokens(HELLO.reply, lab.harmony.encoding()))
+    assert turn.tokens_per_s > 0 and f"{turn.completion_tokens} tokens in" in pg.tokens_per_s.value
+    assert "Done" in pg.status.value
     assert not pg.send.disabled and pg.stop.disabled
 
 
