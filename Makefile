@@ -39,7 +39,7 @@ test: setup nano browser lint
 # The inner loop: no vLLM process, no nano build. conftest.py marks tests by their fixtures (pyproject: markers).
 FAST := not server and not nano and not vllm
 test-fast: setup
-	$(PYTEST) -q --durations=5 -m "$(FAST)" tests
+	$(PYTEST) -q -p no:nbmake --durations=5 -m "$(FAST)" tests
 
 test-unit: setup browser
 	$(PYTEST) -v tests

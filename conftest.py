@@ -47,7 +47,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
 
 # Markers from what a test needs, so `make test-fast` can leave out everything that needs vLLM or nano.
-_FIXTURE_MARKS = {"nano_server": ("server", "nano", "vllm"), "nano_dir": ("nano",)}
+_FIXTURE_MARKS = {"nano_server": ("server", "nano", "vllm"), "nano_dir": ("nano",), "untrained_nano": ("vllm",)}
 """Fixture -> the markers every test that uses it (directly or through another fixture) gets."""
 
 
@@ -145,3 +145,21 @@ def own_processes() -> Callable[[str], list[int]]:
         return sorted(found)
 
     return find
+
+
+@pytest.fixture(scope="session")
+def untrained_nano(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untrained gpt-oss-nano checkpoint: nano's architecture and tokenizer, random weights, no training.
+
+    For tests whose subject is starting or stopping a server: vLLM, its HTTP API and the
+    harmony parsers are real; the answers are noise. Writing it takes well under a minute.
+    """
+    from gptoss_lab import vocab
+    from gptoss_lab.nano import model, tokenizer
+
+    folder = tmp_path_factory.mktemp("untrained-nano")
+    vocab.ensure()
+    tokenizer.build(folder)
+    model.write_config(folder)
+    model.write_untrained(folder)
+    return folder

@@ -217,7 +217,7 @@ def test_dead_tool_server_gives_a_clear_error(tmp_path: Path) -> None:
     assert not process.group_alive(pid) and server.proc is None
 
 
-def test_failed_vllm_start_stops_the_tool_servers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+def test_failed_vllm_start_stops_the_tool_servers(corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                   own_processes) -> None:
     """The tool servers start first; vLLM's start is refused (its port is taken), and they are stopped."""
     import gptoss_lab as lab
@@ -229,7 +229,7 @@ def test_failed_vllm_start_stops_the_tool_servers(tmp_path: Path, monkeypatch: p
         holder.listen()
         with pytest.raises(ServerError, match="not a vLLM server"):
             lab.serve(str(tmp_path), port=holder.getsockname()[1], builtin_tools=["browser"], warmup=False,
-                      progress=False)  # a local checkpoint: no nano build, and vLLM never starts
+                      progress=False, corpus=corpus)  # a local checkpoint: no nano build, vLLM never starts
     [log] = (tmp_path / "cache" / "servers").glob("tool-browser-*.log")
     assert "Uvicorn running" in log.read_text(), "the browser server had started before vLLM was refused"
     assert own_processes(TOOL_SERVER) == before

@@ -102,8 +102,8 @@ def test_script_results_are_what_the_example_tools_return() -> None:
             continue  # the agents' get_weather is the cookbook's own function, not an example tool
         names = [t["function"]["name"] if "function" in t else t["name"] for t in entry.request["tools"]]
         tools = [examples.TOOLS[n] for n in names]
-        for call, result in zip(entry.reply.tool_calls, entry.results, strict=True):
-            assert lab.run_call(tools, call.name, call.arguments_text) == result, entry.id
+        calls = [ToolCallRequest(f"c{i}", c.name, c.arguments_text) for i, c in enumerate(entry.reply.tool_calls)]
+        assert [r.output for r in loop.run_calls(tools, calls)] == list(entry.results), entry.id
 
 
 def test_followups_are_built_like_run_tools_builds_them() -> None:
