@@ -10,7 +10,7 @@ help:
 	@echo "make test            setup, build gpt-oss-nano, unit tests + every notebook (nbmake)"
 	@echo "make test-fast       the tests that need no vLLM and no gpt-oss-nano (the inner loop, about a minute)"
 	@echo "make lab             start the model server and JupyterLab on notebooks/"
-	@echo "make browser         install Debian's chromium for tests/test_browser.py (apt-get, as root)"
+	@echo "make browser         install Debian's chromium for tests/test_browser.py (apt-get, as root; else it is skipped)"
 	@echo "make test-gpu        every notebook against a real model on a GPU runner (GPU_MODEL=...)"
 	@echo "make lint            ruff on the package, tests and notebooks; notebooks must be output-free"
 	@echo "make doctor          check this machine"
@@ -25,9 +25,13 @@ doctor: setup
 	$(PY) -m gptoss_lab.cli doctor
 
 # Debian's chromium for tests/test_browser.py: Playwright drives it (no browser download).
+# As root it is installed. Without root the test is skipped (it says how to install it), except in CI
+# (CI=true), where it must run: there a missing chromium stops `make test` here.
 browser:
 	@test -x /usr/bin/chromium || { \
-	  if [ "$$(id -u)" != 0 ]; then echo "tests/test_browser.py needs Debian's chromium: run 'sudo apt-get install -y chromium' (or 'sudo make browser')"; exit 1; fi; \
+	  if [ "$$(id -u)" != 0 ]; then \
+	    if [ "$$(printf %s "$${CI:-}" | tr A-Z a-z)" = true ]; then echo "tests/test_browser.py must run in CI (CI=true) and needs Debian's chromium: run 'sudo apt-get install -y chromium' (or 'sudo make browser')"; exit 1; fi; \
+	    echo "note: Debian's chromium is missing and installing it needs root, so tests/test_browser.py will be skipped. Install it with: sudo apt-get install -y chromium"; exit 0; fi; \
 	  echo "installing Debian's chromium for tests/test_browser.py"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
