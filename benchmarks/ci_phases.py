@@ -10,8 +10,8 @@ in the clone), points the lab cache (GPTOSS_LAB_CACHE_DIR) and vLLM's cache
 (VLLM_CACHE_ROOT) at empty folders, and runs each phase there as its own make
 command, timing it: the clone starts without .venv, so `make setup` builds a fresh one.
 Each phase's output goes to a log beside the clone; the run stops at the first phase
-that fails. Results: benchmarks/results/ci-phases-<date>.json, and a markdown table
-for the README on stdout. Standard library only: it runs before the .venv exists.
+that fails. Results: benchmarks/results/ci-phases-<date>.json (a subset of phases adds
+their names), and a markdown table for the README on stdout. Standard library only: it runs before the .venv exists.
 """
 
 from __future__ import annotations
@@ -155,7 +155,9 @@ def main() -> int:
                     "uv_cache": "empty" if args.cold_uv_cache else "uv's own", "vllm_cache": "empty"},
         "logs": str(logs),
     }
-    out = args.out or RESULTS / f"ci-phases-{dt.date.today().isoformat()}.json"
+    names = [n for n, _, _ in plan]
+    partial = "" if names == [n for n, _, _ in PHASES] else "-" + "-".join(names)
+    out = args.out or RESULTS / f"ci-phases-{dt.date.today().isoformat()}{partial}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"\nwrote {out}\n")
