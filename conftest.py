@@ -163,3 +163,35 @@ def untrained_nano(tmp_path_factory: pytest.TempPathFactory) -> Path:
     model.write_config(folder)
     model.write_untrained(folder)
     return folder
+
+
+@pytest.fixture
+def foreign_port() -> Iterator[Callable[..., int]]:
+    """Return a function that takes a free port with a program that is not vLLM; the port is freed after the test.
+
+    The program accepts each connection and closes it at once, as a server of another protocol
+    might, so a client that asks it something fails at once instead of waiting for its timeout.
+    """
+    import socket
+    import threading
+
+    held: list[socket.socket] = []
+
+    def take(host: str = "127.0.0.1") -> int:
+        listener = socket.create_server((host, 0))
+        held.append(listener)
+
+        def refuse() -> None:
+            while True:
+                try:
+                    conn, _ = listener.accept()
+                except OSError:
+                    return  # closed at the end of the test
+                conn.close()
+
+        threading.Thread(target=refuse, daemon=True).start()
+        return int(listener.getsockname()[1])
+
+    yield take
+    for listener in held:
+        listener.close()

@@ -12,7 +12,6 @@ import json
 import os
 import re
 import signal
-import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -218,18 +217,15 @@ def test_dead_tool_server_gives_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_failed_vllm_start_stops_the_tool_servers(corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                  own_processes) -> None:
+                                                  own_processes, foreign_port) -> None:
     """The tool servers start first; vLLM's start is refused (its port is taken), and they are stopped."""
     import gptoss_lab as lab
 
     monkeypatch.setenv("GPTOSS_LAB_CACHE_DIR", str(tmp_path / "cache"))  # the tool servers log here
     before = own_processes(TOOL_SERVER)
-    with socket.socket() as holder:
-        holder.bind(("127.0.0.1", 0))
-        holder.listen()
-        with pytest.raises(ServerError, match="not a vLLM server"):
-            lab.serve(str(tmp_path), port=holder.getsockname()[1], builtin_tools=["browser"], warmup=False,
-                      progress=False, corpus=corpus)  # a local checkpoint: no nano build, vLLM never starts
+    with pytest.raises(ServerError, match="not a vLLM server"):
+        lab.serve(str(tmp_path), port=foreign_port(), builtin_tools=["browser"], warmup=False, progress=False,
+                  corpus=corpus)  # a local checkpoint: no nano build, and vLLM never starts
     [log] = (tmp_path / "cache" / "servers").glob("tool-browser-*.log")
     assert "Uvicorn running" in log.read_text(), "the browser server had started before vLLM was refused"
     assert own_processes(TOOL_SERVER) == before

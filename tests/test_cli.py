@@ -7,7 +7,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -87,24 +86,18 @@ def test_serve_refuses_a_port_that_is_not_a_number() -> None:
     assert out.returncode == 2 and "argument --port: invalid int value: 'eighty'" in out.stderr
 
 
-def test_serve_on_a_taken_port_says_so_and_starts_nothing(tmp_path: Path) -> None:
+def test_serve_on_a_taken_port_says_so_and_starts_nothing(tmp_path: Path, foreign_port) -> None:
     env = {**os.environ, "GPTOSS_LAB_CACHE_DIR": str(tmp_path / "cache")}
-    with socket.socket() as holder:
-        holder.bind(("127.0.0.1", 0))
-        holder.listen()
-        port = holder.getsockname()[1]
-        out = _serve("--model", str(tmp_path), "--port", str(port), env=env)  # a local checkpoint: no nano build
+    port = foreign_port()
+    out = _serve("--model", str(tmp_path), "--port", str(port), env=env)  # a local checkpoint: no nano build
     assert out.returncode == 1 and out.stderr.startswith(f"error: Port {port} on 127.0.0.1 is taken by a program")
     assert "lab.serve(port=...)" in out.stderr and "Traceback" not in out.stderr
     assert not (tmp_path / "cache" / "servers").exists(), "no log, no pidfile: nothing was started"
 
 
-def test_serve_on_all_interfaces_generates_a_key_and_never_prints_it(tmp_path: Path) -> None:
-    with socket.socket() as holder:
-        holder.bind(("0.0.0.0", 0))
-        holder.listen()
-        port = holder.getsockname()[1]
-        out = _serve("--model", str(tmp_path), "--host", "0.0.0.0", "--port", str(port))
+def test_serve_on_all_interfaces_generates_a_key_and_never_prints_it(tmp_path: Path, foreign_port) -> None:
+    port = foreign_port("0.0.0.0")
+    out = _serve("--model", str(tmp_path), "--host", "0.0.0.0", "--port", str(port))
     assert out.returncode == 1 and f"error: Port {port} on 0.0.0.0 is taken" in out.stderr
     assert re.search(r"Binding to 0\.0\.0\.0 exposes the server: generated API key \S{4}\.\.\.\S{2} ", out.stderr)
 

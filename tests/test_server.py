@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -29,14 +28,11 @@ def _failed_start(server: VLLMServer, timeout: float = 600) -> str:
     return str(err.value)
 
 
-def test_port_taken_by_another_program(tmp_path: Path) -> None:
-    with socket.socket() as holder:
-        holder.bind(("127.0.0.1", 0))
-        holder.listen()
-        port = holder.getsockname()[1]
-        server = VLLMServer("nano", port=port, log_path=tmp_path / "log")
-        with pytest.raises(ServerError) as err:
-            server.start()
+def test_port_taken_by_another_program(tmp_path: Path, foreign_port) -> None:
+    port = foreign_port()
+    server = VLLMServer("nano", port=port, log_path=tmp_path / "log")
+    with pytest.raises(ServerError) as err:
+        server.start()
     assert f"Port {port}" in str(err.value) and "not a vLLM server" in str(err.value)
     assert "lab.serve(port=...)" in str(err.value)
     assert server.proc is None and not (tmp_path / "log").exists(), "refused before anything was started"
@@ -97,14 +93,11 @@ def test_killed_parent_takes_its_server_down(tmp_path: Path) -> None:
     assert not process.group_alive(child)
 
 
-def test_non_loopback_bind_requires_a_key(capsys, tmp_path: Path) -> None:
+def test_non_loopback_bind_requires_a_key(capsys, tmp_path: Path, foreign_port) -> None:
     """The key is generated and never printed whole (the start itself is refused: the port is taken)."""
-    with socket.socket() as holder:
-        holder.bind(("0.0.0.0", 0))
-        holder.listen()
-        port = holder.getsockname()[1]
-        with pytest.raises(ServerError, match=f"Port {port}"):
-            lab.serve(str(tmp_path), host="0.0.0.0", port=port)  # a local checkpoint: no nano build needed
+    port = foreign_port("0.0.0.0")
+    with pytest.raises(ServerError, match=f"Port {port}"):
+        lab.serve(str(tmp_path), host="0.0.0.0", port=port)  # a local checkpoint: no nano build needed
     err = capsys.readouterr().err
     assert re.search(r"generated API key \S{4}\.\.\.\S{2} ", err), err
 

@@ -8,7 +8,6 @@ their answers, so an exact answer proves the request (and the history) was built
 from __future__ import annotations
 
 import html
-import socket
 import threading
 import time
 
@@ -250,21 +249,19 @@ def test_server_panel_shows_status_preset_and_log(nano_server) -> None:
     assert panel.state in ("running", "attached")
 
 
-def test_server_panel_start_that_fails_shows_why_and_can_be_pressed_again(tmp_path, monkeypatch) -> None:
+def test_server_panel_start_that_fails_shows_why_and_can_be_pressed_again(tmp_path, monkeypatch,
+                                                                          foreign_port) -> None:
     """Start with the lab's port held by another program: no vLLM starts, the panel says why, Start is back."""
+    port = foreign_port()
     monkeypatch.setattr(server_module, "_CURRENT", None)
     monkeypatch.delenv("GPTOSS_LAB_BASE_URL", raising=False)
     monkeypatch.setenv("GPTOSS_LAB_CACHE_DIR", str(tmp_path / "cache"))
-    with socket.socket() as holder:
-        holder.bind(("127.0.0.1", 0))
-        holder.listen()
-        port = holder.getsockname()[1]
-        monkeypatch.setenv("GPTOSS_LAB_PORT", str(port))
-        panel = lab.widgets.server_panel(str(tmp_path))  # a local checkpoint: no nano build
-        assert panel.state == "stopped"
-        panel.start.click()
-        assert panel.state == "starting" and panel.start.disabled and panel.stop.disabled
-        assert panel.wait(timeout=60) == "stopped"
+    monkeypatch.setenv("GPTOSS_LAB_PORT", str(port))
+    panel = lab.widgets.server_panel(str(tmp_path))  # a local checkpoint: no nano build
+    assert panel.state == "stopped"
+    panel.start.click()
+    assert panel.state == "starting" and panel.start.disabled and panel.stop.disabled
+    assert panel.wait(timeout=60) == "stopped"
     assert "the server did not start" in panel.status.value
     assert f"Port {port} on 127.0.0.1 is taken by a program that is not a vLLM server" in panel.log.value
     assert not panel.start.disabled and panel.stop.disabled and panel.server is None
