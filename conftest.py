@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -50,6 +50,21 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
 
 _MARKS: dict[str, object] = {}
+
+# Markers from what a test needs, so `make test-fast` can leave out everything that needs vLLM or nano.
+_FIXTURE_MARKS = {"nano_server": ("server", "nano", "vllm"), "nano_dir": ("nano",), "untrained_nano": ("vllm",)}
+"""Fixture -> the markers every test that uses it (directly or through another fixture) gets."""
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Mark each test by the expensive fixtures it uses; a notebook needs the shared server."""
+    names = set(getattr(item, "fixturenames", ()))
+    marks = {m for fixture, added in _FIXTURE_MARKS.items() if fixture in names for m in added}
+    if str(getattr(item, "path", "")).endswith(".ipynb"):
+        marks |= {"server", "nano", "vllm"}
+    for name in sorted(marks - {m.name for m in item.iter_markers()}):
+        item.add_marker(name)
+
 
 
 def _drift_check_state() -> str | None:
@@ -147,3 +162,75 @@ def nano_dir() -> Path:
     from gptoss_lab import nano
 
     return nano.path()
+
+
+@pytest.fixture
+def own_processes() -> Callable[[str], list[int]]:
+    """Return a finder: pids of this test process's live children whose command line contains a text.
+
+    Checks that something was stopped look here, not machine-wide: other sessions' servers are not ours.
+    """
+
+    def find(text: str) -> list[int]:
+        found = []
+        for entry in Path("/proc").glob("[0-9]*"):
+            try:
+                state, parent = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:2]
+                argv = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except (OSError, ValueError):
+                continue
+            if int(parent) == os.getpid() and state != "Z" and text in argv:
+                found.append(int(entry.name))
+        return sorted(found)
+
+    return find
+
+
+@pytest.fixture(scope="session")
+def untrained_nano(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untrained gpt-oss-nano checkpoint: nano's architecture and tokenizer, random weights, no training.
+
+    For tests whose subject is starting or stopping a server: vLLM, its HTTP API and the
+    harmony parsers are real; the answers are noise. Writing it takes well under a minute.
+    """
+    from gptoss_lab import vocab
+    from gptoss_lab.nano import model, tokenizer
+
+    folder = tmp_path_factory.mktemp("untrained-nano")
+    vocab.ensure()
+    tokenizer.build(folder)
+    model.write_config(folder)
+    model.write_untrained(folder)
+    return folder
+
+
+@pytest.fixture
+def foreign_port() -> Iterator[Callable[..., int]]:
+    """Return a function that takes a free port with a program that is not vLLM; the port is freed after the test.
+
+    The program accepts each connection and closes it at once, as a server of another protocol
+    might, so a client that asks it something fails at once instead of waiting for its timeout.
+    """
+    import socket
+    import threading
+
+    held: list[socket.socket] = []
+
+    def take(host: str = "127.0.0.1") -> int:
+        listener = socket.create_server((host, 0))
+        held.append(listener)
+
+        def refuse() -> None:
+            while True:
+                try:
+                    conn, _ = listener.accept()
+                except OSError:
+                    return  # closed at the end of the test
+                conn.close()
+
+        threading.Thread(target=refuse, daemon=True).start()
+        return int(listener.getsockname()[1])
+
+    yield take
+    for listener in held:
+        listener.close()

@@ -68,6 +68,7 @@ def test_users_fall_back_to_the_rate_then_the_peak() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.vllm
 def test_metrics_match_vllm_calculate_metrics() -> None:
     """The same recorded requests through vLLM's own `calculate_metrics` (vllm bench serve) give the same numbers."""
     code = """
@@ -257,7 +258,10 @@ def test_completions_generate_exactly_the_requested_lengths(nano_server) -> None
                            progress=False)
     assert result.ok, result.message
     assert [(r.prompt_tokens, r.output_tokens) for r in result.requests] == [(32, 12)] * 3
-    assert result.metrics.total_output_tokens == 36 and len(result.requests[0].itl) == 11
+    assert result.metrics.total_output_tokens == 36
+    for r in result.requests:  # a busy server may send two tokens in one chunk: at most 11 gaps, not exactly
+        assert 1 <= len(r.itl) <= 11 and min(r.itl) >= 0
+        assert r.ttft + sum(r.itl) == pytest.approx(r.latency)  # the gaps fill the time from first to last token
 
 
 @pytest.mark.server

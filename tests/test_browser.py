@@ -36,14 +36,23 @@ NOTEBOOK = "07_playground.ipynb"
 PROMPT = "Hello, playground!"
 ANSWER = "Hello! I am running on your vLLM server."
 
-pytestmark = [pytest.mark.server, pytest.mark.slow]
+INSTALL = "sudo apt-get install -y chromium"
+IN_CI = os.environ.get("CI", "").lower() == "true"
+"""CI services set CI=true: there the browser test must run, never be skipped."""
+MISSING = (f"Debian's chromium is not installed ({CHROMIUM} is missing). Install it with `{INSTALL}` "
+           "(or `sudo make browser`) and run the test again.")
+
+pytestmark = [
+    pytest.mark.server, pytest.mark.slow,
+    # Skipped before the shared server starts; in CI the test runs and fails in _need_browser instead.
+    pytest.mark.skipif(not CHROMIUM.exists() and not IN_CI, reason=MISSING),
+]
 
 
 def _need_browser() -> None:
-    """Fail (not skip) without the browser: CI must run this test, and `make test` installs it."""
+    """Fail (not skip) without the browser in CI (CI=true), where this test must run."""
     if not CHROMIUM.exists():
-        pytest.fail(f"Debian's chromium is not installed ({CHROMIUM} is missing). Install it with `make browser` "
-                    "(runs `apt-get install -y chromium`, as root) and run the test again.", pytrace=False)
+        pytest.fail(f"{MISSING} CI=true: this test is required in CI.", pytrace=False)
     try:
         import playwright  # noqa: F401
     except ImportError:

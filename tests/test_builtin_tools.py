@@ -12,8 +12,8 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,9 +38,8 @@ PAGES = {
 }
 
 
-def _tool_processes() -> list[str]:
-    out = subprocess.run(["pgrep", "-af", "--", "-m gptoss_lab.builtin."], capture_output=True, text=True)
-    return [line for line in out.stdout.splitlines() if line.strip()]
+TOOL_SERVER = "-m gptoss_lab.builtin."
+"""In the command line of every tool server process (found with the ``own_processes`` fixture)."""
 
 
 @pytest.fixture(scope="module")
@@ -329,7 +328,6 @@ def test_tool_servers_answer_only_callers_with_the_token(tools: ToolServers) -> 
 
 
 def test_python_tool_refuses_to_start_without_bubblewrap(tmp_path: Path) -> None:
-    import sys
 
     from gptoss_lab.builtin import sandbox
     from gptoss_lab.errors import SandboxError
@@ -391,16 +389,19 @@ def test_dead_tool_server_gives_a_clear_error(tmp_path: Path) -> None:
     assert not process.group_alive(pid) and server.proc is None
 
 
-def test_failed_vllm_start_stops_the_tool_servers(nano_dir: Path) -> None:
+def test_failed_vllm_start_stops_the_tool_servers(corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  own_processes, foreign_port) -> None:
+    """The tool servers start first; vLLM's start is refused (its port is taken), and they are stopped."""
     import gptoss_lab as lab
 
-    before = _tool_processes()
-    with socket.socket() as holder:
-        holder.bind(("127.0.0.1", 0))
-        holder.listen()
-        with pytest.raises(ServerError, match="not a vLLM server"):
-            lab.serve("nano", port=holder.getsockname()[1], builtin_tools=["browser"], warmup=False, progress=False)
-    assert _tool_processes() == before
+    monkeypatch.setenv("GPTOSS_LAB_CACHE_DIR", str(tmp_path / "cache"))  # the tool servers log here
+    before = own_processes(TOOL_SERVER)
+    with pytest.raises(ServerError, match="not a vLLM server"):
+        lab.serve(str(tmp_path), port=foreign_port(), builtin_tools=["browser"], warmup=False, progress=False,
+                  corpus=corpus)  # a local checkpoint: no nano build, and vLLM never starts
+    [log] = (tmp_path / "cache" / "servers").glob("tool-browser-*.log")
+    assert "Uvicorn running" in log.read_text(), "the browser server had started before vLLM was refused"
+    assert own_processes(TOOL_SERVER) == before
 
 
 def test_unknown_tool_name_is_refused() -> None:
@@ -408,12 +409,12 @@ def test_unknown_tool_name_is_refused() -> None:
         builtin.start(["shell"])
 
 
-def test_no_tool_server_is_left(tools: ToolServers) -> None:
+def test_no_tool_server_is_left(tools: ToolServers, own_processes) -> None:
     pids = [s.proc.pid for s in tools.servers]
+    assert own_processes(TOOL_SERVER) == sorted(pids)
     tools.stop()
     assert not any(process.group_alive(pid) for pid in pids)
-    ours = [f"--port {server.port} " for server in tools.servers]  # other people's tool servers may run here
-    assert not [line for line in _tool_processes() if any(port in line + " " for port in ours)]
+    assert own_processes(TOOL_SERVER) == []
 
 
 # -- with vLLM ---------------------------------------------------------------------------------
@@ -431,9 +432,9 @@ def _replay_builtin_chain(client: Any, model: str, chain: list[Any]) -> Any:
     return response
 
 
-@pytest.mark.server
+@pytest.mark.vllm
 @pytest.mark.slow
-def test_vllm_runs_the_builtin_tool_loops_nano_learned(nano_dir: Path) -> None:
+def test_vllm_runs_the_builtin_tool_loops_nano_learned(nano_dir: Path, own_processes) -> None:
     """vLLM starts with --tool-server, and runs each scripted browser and python loop inside one request.
 
     nano replays its turns only if vLLM builds every follow-up prompt exactly as the nano
@@ -442,7 +443,7 @@ def test_vllm_runs_the_builtin_tool_loops_nano_learned(nano_dir: Path) -> None:
     import gptoss_lab as lab
     from gptoss_lab.nano import script
 
-    before = _tool_processes()
+    before = own_processes(TOOL_SERVER)
     server = lab.serve("nano", port=process.free_port(), builtin_tools=["browser", "python"],
                        corpus=builtin.SAMPLE_CORPUS, warmup=False, progress=False)
     try:
@@ -473,4 +474,4 @@ def test_vllm_runs_the_builtin_tool_loops_nano_learned(nano_dir: Path) -> None:
     finally:
         server.stop()
     assert not any(process.group_alive(pid) for pid in pids)
-    assert _tool_processes() == before
+    assert own_processes(TOOL_SERVER) == before

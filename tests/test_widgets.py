@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import html
 import threading
+import time
 
 import pytest
 
 import gptoss_lab as lab
-from gptoss_lab import examples, process
+from gptoss_lab import examples, hardware, process
 from gptoss_lab import server as server_module
 from gptoss_lab.nano import script
 from gptoss_lab.widgets.chat import Cancel, Cancelled, Options, request, run_turn
@@ -98,12 +99,15 @@ def test_empty_prompt_is_ignored(no_server: str) -> None:
     assert not pg.busy and not pg._threads and not pg.send.disabled
 
 
-def test_server_panel_without_a_server(no_server: str) -> None:
-    panel = lab.widgets.server_panel()
+def test_server_panel_without_a_server(no_server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hardware, "gpus", lambda: [])  # the presets of a machine without a GPU
+    panel = lab.widgets.server_panel("nano")
     assert panel.state == "stopped" and panel.server is None
     assert "stopped" in panel.status.value and no_server in panel.status.value
     assert not panel.start.disabled and panel.stop.disabled
-    assert "preset" in panel.preset.value
+    assert "preset: <code>nano-cpu</code>" in panel.preset.value  # what Start would serve nano with
+    too_big = lab.widgets.server_panel("openai/gpt-oss-120b")
+    assert "preset: <code>none: openai/gpt-oss-120b needs an NVIDIA GPU" in too_big.preset.value
 
 
 # -- against the server --------------------------------------------------------------------------
@@ -121,8 +125,10 @@ def test_hello_streams_answer_reasoning_and_speed(nano_server) -> None:
     assert html.escape(HELLO.reply.final, quote=False) in pg.answer.value
     assert HELLO.reply.reasoning in pg.reasoning.value
     assert "Hello, playground!" in pg.history.value
-    assert turn.tokens_per_s > 0 and turn.completion_tokens == turn.steps[0].usage["completion_tokens"]
-    assert "tokens/s" in pg.tokens_per_s.value and "Done" in pg.status.value
+    # The server's count of the reply's harmony tokens, <|return|> included (not the chunks that carried text).
+    assert turn.completion_tokens == len(script.completion_tokens(HELLO.reply, lab.harmony.encoding()))
+    assert turn.tokens_per_s > 0 and f"{turn.completion_tokens} tokens in" in pg.tokens_per_s.value
+    assert "Done" in pg.status.value
     assert not pg.send.disabled and pg.stop.disabled
 
 
@@ -241,3 +247,55 @@ def test_server_panel_shows_status_preset_and_log(nano_server) -> None:
         assert len(panel.log.value.split("<pre", 1)[1].splitlines()) >= 5
     panel.refresh.click()
     assert panel.state in ("running", "attached")
+
+
+def test_server_panel_start_that_fails_shows_why_and_can_be_pressed_again(tmp_path, monkeypatch,
+                                                                          foreign_port) -> None:
+    """Start with the lab's port held by another program: no vLLM starts, the panel says why, Start is back."""
+    port = foreign_port()
+    monkeypatch.setattr(server_module, "_CURRENT", None)
+    monkeypatch.delenv("GPTOSS_LAB_BASE_URL", raising=False)
+    monkeypatch.setenv("GPTOSS_LAB_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("GPTOSS_LAB_PORT", str(port))
+    panel = lab.widgets.server_panel(str(tmp_path))  # a local checkpoint: no nano build
+    assert panel.state == "stopped"
+    panel.start.click()
+    assert panel.state == "starting" and panel.start.disabled and panel.stop.disabled
+    assert panel.wait(timeout=60) == "stopped"
+    assert "the server did not start" in panel.status.value
+    assert f"Port {port} on 127.0.0.1 is taken by a program that is not a vLLM server" in panel.log.value
+    assert not panel.start.disabled and panel.stop.disabled and panel.server is None
+
+
+@pytest.mark.slow
+def test_server_panel_starts_and_stops_its_own_server(untrained_nano, tmp_path, monkeypatch) -> None:
+    """Start serves the panel's model on the lab's port (a server of this kernel's), Stop stops all of it."""
+    port = process.free_port()
+    monkeypatch.setattr(server_module, "_CURRENT", None)
+    monkeypatch.delenv("GPTOSS_LAB_BASE_URL", raising=False)
+    monkeypatch.setenv("GPTOSS_LAB_PORT", str(port))
+    monkeypatch.setenv("GPTOSS_LAB_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "1")
+    panel = lab.widgets.server_panel(str(untrained_nano), timeout=600)
+    assert panel.state == "stopped" and f"127.0.0.1:{port}" in panel.status.value
+    try:
+        panel.start.click()
+        assert panel.state == "starting" and panel.start.disabled and panel.stop.disabled
+        assert panel.wait(timeout=700) == "running", panel.log.value
+        server = panel.server
+        assert f"started by this kernel, pid {server.pid}" in panel.status.value
+        assert panel.start.disabled and not panel.stop.disabled
+        assert "Application startup complete" in server.logs(10_000) and str(server.log_path) in panel.log.value
+        time.sleep(5)  # the thread that started it has ended: the server must outlive it
+        assert server.is_running() and server.models() == [str(untrained_nano)]
+        assert panel.update() == "running"
+        group = server.pid
+        panel.stop.click()
+        assert panel.wait(timeout=120) == "stopped"
+        assert not process.group_alive(group) and panel.server is None
+        assert not panel.start.disabled and panel.stop.disabled and "stopped" in panel.status.value
+    finally:
+        if panel.server is not None and not panel.server.attached:
+            panel.server.stop()
+        if server_module._CURRENT is not None and not server_module._CURRENT.attached:
+            server_module._CURRENT.stop()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -133,8 +134,9 @@ class CrossCheck:
         return out
 
     def difference(self, key: str) -> float:
-        """Relative difference, lab vs vLLM, of one of :data:`COMPARED`."""
-        return (self.lab_value(key) - self.vllm_value(key)) / self.vllm_value(key)
+        """Relative difference, lab vs vLLM, of one of :data:`COMPARED`; NaN where vLLM measured 0 (it failed)."""
+        theirs = self.vllm_value(key)
+        return (self.lab_value(key) - theirs) / theirs if theirs else math.nan
 
     def agrees(self, tolerance: float = 0.05) -> bool:
         """True when output tokens/s and median TTFT agree within ``tolerance`` and nothing failed."""
