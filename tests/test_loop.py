@@ -145,13 +145,22 @@ def test_a_model_that_never_stops_calling_is_stopped_at_max_turns() -> None:
 
 
 def test_a_turn_with_several_calls_runs_them_side_by_side() -> None:
-    """Other models can return several calls in one turn (gpt-oss makes one): run_tools runs them together."""
+    """Other models can return several calls in one turn (gpt-oss makes one): run_tools runs them together.
+
+    Each call waits until all four are running, so calls run one after another would fail.
+    """
+    all_running = threading.Barrier(4)
+
+    def meet_then_square(x: int) -> int:
+        all_running.wait(timeout=30)
+        return x * x
+
+    square = replace(examples.slow_square, fn=meet_then_square)
     four = lab.model_turn("Four at once.", calls=[("slow_square", f'{{"x": {x}}}') for x in range(1, 5)])
     model = lab.scripted_model(four, lab.model_turn("Done.", final="1, 4, 9 and 16."))
-    transcript = lab.run_tools("Square 1, 2, 3 and 4.", [examples.slow_square], model=model)
-    turn = transcript.turns[0]
-    assert [r.output for r in turn.runs] == ["1", "4", "9", "16"]
-    assert sum(r.seconds for r in turn.runs) > 3.5 and turn.tools_seconds < 3.5  # overlapped, not one after another
+    transcript = lab.run_tools("Square 1, 2, 3 and 4.", [square], model=model)
+    assert [r.output for r in transcript.turns[0].runs] == ["1", "4", "9", "16"]
+    assert transcript.final == "1, 4, 9 and 16."
 
 
 def test_describe_reads_what_the_model_did_off_the_run() -> None:
