@@ -94,12 +94,8 @@ def near_misses(script: Script, per_entry: int, seed: int = 1) -> list[tuple[str
             request = json.loads(json.dumps(entry.request))
             if entry.api == "chat":
                 holder, key = request["messages"][-1], "content"
-                if request["messages"][0]["role"] == "system" and rng.random() < 0.3:
-                    holder = request["messages"][0]  # the instructions, not the question
             elif isinstance(request.get("input"), str):
                 holder, key = request, "input"
-                if "instructions" in request and rng.random() < 0.3:
-                    key = "instructions"
             else:
                 continue
             words = str(holder[key]).split()
@@ -332,7 +328,7 @@ def examples(
                 )
             scripted[tuple(variant)] = example
             out.append(example)
-    for api, request in fallback_requests(script, fallbacks) + near_misses(script, 5):
+    for api, request in fallback_requests(script, fallbacks) + near_misses(script, 4):
         prompt = render(api, request)
         if tuple(prompt) not in scripted:
             out.append(Example(prompt, script.fallback, "fallback"))
