@@ -8,7 +8,8 @@ Notebooks find it through ``GPTOSS_LAB_BASE_URL``, which ``lab.serve()`` attache
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import pytest
@@ -108,3 +109,50 @@ def nano_dir() -> Path:
     from gptoss_lab import nano
 
     return nano.path()
+
+
+@pytest.fixture(scope="session")
+def untrained_nano_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untrained gpt-oss-nano checkpoint: real architecture, vocabulary and harmony tokenizer, random weights.
+
+    Its replies are noise, but vLLM's HTTP API, harmony renderer and parsers are the real
+    ones: enough for request handling, prompt token counts and errors. No training, ~20 s.
+    """
+    from gptoss_lab import vocab
+    from gptoss_lab.nano import model, tokenizer
+
+    folder = tmp_path_factory.mktemp("untrained-nano")
+    vocab.ensure()
+    tokenizer.build(folder)
+    model.write_config(folder)
+    model.write_untrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def untrained_server(untrained_nano_dir: Path) -> Callable[..., AbstractContextManager[object]]:
+    """Start vLLM on the untrained checkpoint for a block: ``with untrained_server(parsers=False) as server:``.
+
+    The flags are the ``nano-cpu`` preset's (``parsers=False`` drops the tool-call and
+    reasoning parser flags, as the cookbook's ``vllm serve openai/gpt-oss-20b`` does), plus
+    ``--enable-scale-out`` for vLLM's ``/render`` endpoints. A test module holds at most one
+    such server (a module-scoped fixture), so one test session runs at most one at a time.
+    """
+    from gptoss_lab import presets, process
+    from gptoss_lab.server import VLLMServer
+
+    @contextmanager
+    def start(*, parsers: bool = True) -> Iterator[VLLMServer]:
+        preset = presets.PRESETS["nano-cpu"]
+        flags = preset.flags() if parsers else list(preset.args)
+        port = process.free_port()
+        server = VLLMServer(str(untrained_nano_dir), args=[*flags, "--enable-scale-out"], port=port,
+                            env=dict(preset.env), log_path=untrained_nano_dir.parent / f"vllm-{port}.log")
+        server.start()
+        try:
+            server.wait(timeout=900, progress=False)
+            yield server
+        finally:
+            server.stop(grace=5.0)
+
+    return start
