@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import pytest
@@ -234,3 +235,32 @@ def foreign_port() -> Iterator[Callable[..., int]]:
     yield take
     for listener in held:
         listener.close()
+
+
+@pytest.fixture(scope="session")
+def untrained_server(untrained_nano: Path) -> Callable[..., AbstractContextManager[object]]:
+    """Start vLLM on the untrained checkpoint for a block: ``with untrained_server(parsers=False) as server:``.
+
+    The flags are the ``nano-cpu`` preset's (``parsers=False`` drops the tool-call and
+    reasoning parser flags, as the cookbook's ``vllm serve openai/gpt-oss-20b`` does), plus
+    ``--enable-scale-out`` for vLLM's ``/render`` endpoints. A test module holds at most one
+    such server (a module-scoped fixture), so one test session runs at most one at a time.
+    """
+    from gptoss_lab import presets, process
+    from gptoss_lab.server import VLLMServer
+
+    @contextmanager
+    def start(*, parsers: bool = True) -> Iterator[VLLMServer]:
+        preset = presets.PRESETS["nano-cpu"]
+        flags = preset.flags() if parsers else list(preset.args)
+        port = process.free_port()
+        server = VLLMServer(str(untrained_nano), args=[*flags, "--enable-scale-out"], port=port,
+                            env=dict(preset.env), log_path=untrained_nano.parent / f"vllm-{port}.log")
+        server.start()
+        try:
+            server.wait(timeout=900, progress=False)
+            yield server
+        finally:
+            server.stop(grace=5.0)
+
+    return start

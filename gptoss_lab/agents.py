@@ -59,8 +59,11 @@ def replay_reasoning(context: Any) -> bool:
     Through LiteLLM, the SDK sees vLLM's ``reasoning`` as ``reasoning_content``
     and by default replays that only to DeepSeek models, so gpt-oss would lose
     its chain of thought between tool calls: exactly what the cookbook warns
-    against. With this hook the SDK sends it back as ``reasoning_content``,
-    which vLLM reads as ``reasoning``.
+    against. With this hook the SDK sends it back as ``reasoning_content``; vLLM
+    0.32 renames that to ``reasoning`` and renders it as the harmony analysis
+    message (measured in docs/reasoning-handback.md). Replaying every turn is
+    safe: vLLM drops the reasoning that precedes a final answer, as harmony
+    prescribes.
     """
     return True
 

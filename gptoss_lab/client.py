@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+import re
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from gptoss_lab.config import settings
+from gptoss_lab.errors import HarmonyParseError, LabWarning
+
+T = TypeVar("T")
+
+HARMONY_ISSUE = "https://github.com/vllm-project/vllm/issues/51977"
+"""vLLM issue 51977: intermittent HTTP 500s when vLLM cannot parse gpt-oss's harmony output."""
+
+# The texts of openai-harmony's HarmonyError, which vLLM returns as the 500's error.message.
+_HARMONY_TEXT = re.compile(
+    r"HarmonyError|message header|expecting start token|Unexpected token \d+|Unexpected EOS|could not decode header",
+    re.IGNORECASE,
+)
 
 
 def _key() -> str:
@@ -38,7 +53,9 @@ def _shared():  # -> openai.OpenAI
     key = (base_url(), _key())
     if key not in _SHARED:
         _SHARED.clear()
-        _SHARED[key] = client()
+        # No SDK retries: they would resend a failing request twice, silently, with back-off.
+        # The helpers retry only the failure known to be transient (see send()).
+        _SHARED[key] = client(max_retries=0)
     return _SHARED[key]
 
 
@@ -54,6 +71,54 @@ def model_name() -> str:
     from gptoss_lab import server
 
     return server.current().model_id()
+
+
+def error_message(exc: BaseException) -> str:
+    """The ``error.message`` of an OpenAI SDK status error from vLLM (else ``str(exc)``)."""
+    body = getattr(exc, "body", None)
+    inner = body.get("error", body) if isinstance(body, dict) else None
+    if isinstance(inner, dict) and isinstance(inner.get("message"), str):
+        return inner["message"]
+    return str(exc)
+
+
+def is_harmony_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` is vLLM's HTTP 500 for a harmony parsing error (vLLM issue 51977)."""
+    import openai
+
+    return isinstance(exc, openai.InternalServerError) and bool(_HARMONY_TEXT.search(error_message(exc)))
+
+
+def send(create: Callable[..., T], **kwargs: Any) -> T:
+    """Call ``create(**kwargs)``; retry once, with a warning, if vLLM fails to parse harmony (HTTP 500).
+
+    Raises:
+        HarmonyParseError: the retry failed the same way.
+    """
+    try:
+        return create(**kwargs)
+    except Exception as exc:
+        if not is_harmony_failure(exc):
+            raise
+        first = error_message(exc)
+    warnings.warn(
+        f"vLLM answered HTTP 500 because it could not parse the model's harmony output ({first}). "
+        f"gpt-oss servers do this now and then on tool calls (vLLM issue 51977: {HARMONY_ISSUE}); "
+        "retrying the request once.",
+        LabWarning,
+        stacklevel=3,
+    )
+    try:
+        return create(**kwargs)
+    except Exception as exc:
+        if not is_harmony_failure(exc):
+            raise
+        raise HarmonyParseError(
+            f"vLLM failed twice to parse the model's harmony output (HTTP 500: {error_message(exc)}). "
+            f"This is vLLM issue 51977 ({HARMONY_ISSUE}), an intermittent parser failure on tool calls: "
+            "send the request again, and if it keeps failing, upgrade vLLM (`uv pip install -U vllm`) "
+            "and look at the issue for the fix in your version."
+        ) from exc
 
 
 @dataclass(frozen=True)
@@ -97,11 +162,12 @@ def chat(messages: list[dict[str, Any]], *, effort: str | None = None, **kwargs:
     """Send one Chat Completions request to the lab's server and lift out the parts.
 
     Equivalent to ``lab.client().chat.completions.create(model=..., messages=...,
-    reasoning_effort=effort, **kwargs)``. Taught in ``notebooks/02_apis.ipynb``.
+    reasoning_effort=effort, **kwargs)``, except that a harmony parsing 500 is
+    retried once (see :func:`send`). Taught in ``notebooks/02_apis.ipynb``.
     """
     if effort is not None:
         kwargs["reasoning_effort"] = effort
-    response = _shared().chat.completions.create(model=model_name(), messages=messages, **kwargs)
+    response = send(_shared().chat.completions.create, model=model_name(), messages=messages, **kwargs)
     message = response.choices[0].message
     calls = tuple(
         ToolCallRequest(c.id, c.function.name, c.function.arguments) for c in message.tool_calls or ()
@@ -113,11 +179,12 @@ def respond(input: Any, *, effort: str | None = None, **kwargs: Any) -> Result:
     """Send one Responses API request to the lab's server and lift out the parts.
 
     Equivalent to ``lab.client().responses.create(model=..., input=...,
-    reasoning={"effort": effort}, **kwargs)``. Taught in ``notebooks/02_apis.ipynb``.
+    reasoning={"effort": effort}, **kwargs)``, except that a harmony parsing 500
+    is retried once (see :func:`send`). Taught in ``notebooks/02_apis.ipynb``.
     """
     if effort is not None:
         kwargs["reasoning"] = {"effort": effort}
-    response = _shared().responses.create(model=model_name(), input=input, **kwargs)
+    response = send(_shared().responses.create, model=model_name(), input=input, **kwargs)
     reasoning = [
         part.text
         for item in response.output if item.type == "reasoning"

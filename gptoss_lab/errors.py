@@ -37,3 +37,15 @@ class SandboxError(LabError):
 
 class SettingsError(LabError, ValueError):
     """A ``GPTOSS_LAB_*`` setting has a value the lab cannot use."""
+
+
+class HarmonyParseError(LabError):
+    """vLLM answered HTTP 500 twice: it could not parse gpt-oss's harmony output (vLLM issue 51977)."""
+
+
+class ToolParserError(LabError):
+    """The vLLM server runs without gpt-oss's tool-call parser, so tool calls cannot come back."""
+
+
+class LabWarning(UserWarning):
+    """Something still works, but not as a learner would expect; the message says what to do."""

@@ -17,8 +17,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from gptoss_lab.client import Result, ToolCallRequest, chat, respond
-from gptoss_lab.errors import LabError
+from gptoss_lab import parsers
+from gptoss_lab.client import Result, ToolCallRequest, base_url, chat, error_message, respond
+from gptoss_lab.errors import LabError, ToolParserError
 from gptoss_lab.tools import Tool, run_call
 
 Api = Literal["chat", "responses"]
@@ -249,6 +250,25 @@ def _describe(calls: Sequence[ToolCallRequest]) -> str:
     return ", ".join(f"{c.name}({c.arguments})" for c in calls)
 
 
+def _chat_turn(history: list[Any], effort: str | None, schemas: list[Any], **kwargs: Any) -> Result:
+    """One Chat Completions turn; a server without the tool-call parser flags raises :class:`ToolParserError`."""
+    import openai
+
+    try:
+        return chat(history, effort=effort, tools=schemas, **kwargs)
+    except openai.BadRequestError as exc:  # older vLLM releases refuse tools without the flags
+        if parsers.names_the_flags(error_message(exc)):
+            raise ToolParserError(parsers.flags_message(base_url())) from exc
+        raise
+
+
+def _server_drops_tool_calls() -> bool:
+    from gptoss_lab import server
+
+    current = server.current()
+    return parsers.tool_calls_missing(current.url, current.model_id(), current.api_key)
+
+
 def run_tools(conversation: str | list[Any], tools: Sequence[Tool], *, api: Api = "chat",
               max_turns: int = 8, effort: str | None = None, model: Model | None = None,
               **kwargs: Any) -> Transcript:
@@ -264,7 +284,11 @@ def run_tools(conversation: str | list[Any], tools: Sequence[Tool], *, api: Api 
 
     Raises :class:`ToolLoopError` if the model still calls tools in response
     number ``max_turns`` (those calls are not run); the transcript so far is on
-    the error.
+    the error. Raises :class:`~gptoss_lab.errors.ToolParserError` on Chat
+    Completions when the server was started without the tool-call parser flags
+    (checked when the first response has no tool call), and
+    :class:`~gptoss_lab.errors.HarmonyParseError` when a harmony parsing 500
+    happens twice in a row (retried once, with a warning).
     """
     if api not in ("chat", "responses"):
         raise ValueError(f"api must be 'chat' or 'responses', not {api!r}")
@@ -287,7 +311,9 @@ def run_tools(conversation: str | list[Any], tools: Sequence[Tool], *, api: Api 
         result = model(list(history)) if model is not None else None
         constructed = result is not None
         if result is None and api == "chat":
-            result = chat(history, effort=effort, tools=schemas, **kwargs)
+            result = _chat_turn(history, effort, schemas, **kwargs)
+            if number == 1 and schemas and not result.tool_calls and _server_drops_tool_calls():
+                raise ToolParserError(parsers.flags_message(base_url()))
         elif result is None:
             result = respond(history, effort=effort, tools=schemas, **kwargs)
         if not result.tool_calls:

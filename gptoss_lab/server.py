@@ -7,6 +7,7 @@ import os
 import re
 import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ from gptoss_lab import process
 from gptoss_lab.builtin.servers import ToolServers
 from gptoss_lab.config import default_cache_dir, private_dir, url_host
 from gptoss_lab.diagnose import diagnose
-from gptoss_lab.errors import ServerError
+from gptoss_lab.errors import LabWarning, ServerError
 from gptoss_lab.redact import redact
 
 # (phase shown to the user, a log line that marks its start)
@@ -416,6 +417,9 @@ def _logged_path(port: int) -> Path | None:
 def connect(url: str | None = None, *, api_key: str | None = None) -> VLLMServer:
     """Attach to a vLLM server that is already running (``GPTOSS_LAB_BASE_URL``).
 
+    Warns (:class:`~gptoss_lab.errors.LabWarning`) when the server does not return tool
+    calls: started without ``--tool-call-parser openai --enable-auto-tool-choice``.
+
     Raises:
         ServerError: nothing answers at that URL.
     """
@@ -433,6 +437,10 @@ def connect(url: str | None = None, *, api_key: str | None = None) -> VLLMServer
         )
     server.model = server.models()[0]
     server.log_path = _logged_path(port)
+    from gptoss_lab import parsers
+
+    if parsers.tool_calls_missing(server.url, server.model, server.api_key):
+        warnings.warn(parsers.flags_message(server.url), LabWarning, stacklevel=2)
     for record in orphans():
         if record.get("port") == port:
             print(

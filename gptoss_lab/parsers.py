@@ -1,0 +1,78 @@
+"""Check that a vLLM server returns gpt-oss tool calls (started with the tool-call parser flags).
+
+The cookbook's ``vllm serve openai/gpt-oss-20b`` leaves out ``--tool-call-parser openai
+--enable-auto-tool-choice``. vLLM 0.32 then answers Chat Completions requests with tools
+with HTTP 200 and never fills ``tool_calls`` (older releases, and non-harmony models,
+answer HTTP 400 naming the flags). Taught in ``notebooks/03_tools.ipynb``.
+"""
+
+from __future__ import annotations
+
+import httpx
+
+TOOL_FLAGS = "--tool-call-parser openai --enable-auto-tool-choice"
+"""The flags Chat Completions needs to return gpt-oss tool calls (the lab's presets pass them)."""
+
+CHANNEL_TOKEN = 200005
+"""``<|channel|>`` in the harmony vocabulary."""
+
+_PROBE = "lab_probe"
+_HAS_FLAGS: set[tuple[str, str]] = set()
+"""Servers (url, model) that passed the check in this process: a healthy server is checked once."""
+
+
+def flags_message(url: str) -> str:
+    """What is wrong with a server at ``url`` that lacks the flags, and how to fix it."""
+    return (
+        f"The vLLM server at {url} does not return tool calls in Chat Completions: it was started without "
+        f"`{TOOL_FLAGS}` (the cookbook's `vllm serve openai/gpt-oss-20b` leaves them out), so a tool call "
+        f"never reaches `tool_calls`. Restart it with `vllm serve ... {TOOL_FLAGS} --reasoning-parser "
+        "openai_gptoss`, or start one with the lab (`lab.serve(port=8001)` or `gptoss-lab serve`), which "
+        "passes them."
+    )
+
+
+def names_the_flags(text: str) -> bool:
+    """Whether a vLLM error text is its complaint about missing tool-call parser flags."""
+    return "--enable-auto-tool-choice" in text or "--tool-call-parser" in text
+
+
+def tool_calls_missing(url: str, model: str, api_key: str = "", timeout: float = 60.0) -> bool:
+    """Whether the server at ``url`` (``.../v1``) lacks the tool-call parser flags.
+
+    One short Chat Completions request that names a tool the prompt gives no reason to
+    call, with ``<|channel|>`` banned. With ``--tool-call-parser openai``, vLLM constrains
+    the output to a call of the named tool (the harmony structural tag in vLLM's
+    ``parser/harmony.py``), so ``to=functions.lab_probe`` comes back, as a tool call or as
+    text, whatever the weights. Without it the output is the model's own text. An answer
+    that shows neither (a network error, another status) counts as "not missing".
+    """
+    if (url, model) in _HAS_FLAGS:
+        return False
+    body = {
+        "model": model,
+        "messages": [{"role": "user", "content": "Say hello."}],
+        "tools": [{"type": "function", "function": {
+            "name": _PROBE, "description": "Never call this tool.",
+            "parameters": {"type": "object", "properties": {}, "additionalProperties": False}}}],
+        "tool_choice": {"type": "function", "function": {"name": _PROBE}},
+        "parallel_tool_calls": False,
+        "logit_bias": {str(CHANNEL_TOKEN): -100},
+        "max_tokens": 24,
+    }
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    try:
+        response = httpx.post(f"{url}/chat/completions", json=body, headers=headers, timeout=timeout)
+    except httpx.HTTPError:
+        return False
+    if response.status_code == 400:
+        return names_the_flags(response.text)
+    if response.status_code != 200:
+        return False
+    message = response.json()["choices"][0]["message"]
+    called = any(call["function"]["name"] == _PROBE for call in message.get("tool_calls") or ())
+    text = f"{message.get('content') or ''}{message.get('reasoning') or ''}"
+    missing = not called and f"to=functions.{_PROBE}" not in text
+    if not missing:
+        _HAS_FLAGS.add((url, model))
+    return missing
