@@ -44,6 +44,7 @@ def _nano(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from gptoss_lab.errors import ServerError
     from gptoss_lab.server import serve
 
     server = serve(args.model, host=args.host, port=args.port)
@@ -51,8 +52,14 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"A server is already running at {server.url}; nothing started.")
         return 0
     print(f"Serving {server.model_id()} at {server.url} (log: {server.log_path}). Ctrl-C stops it.")
+    stops = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stops)
     try:
-        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+        while signal.sigtimedwait(stops, 1.0) is None:  # watch the server between signals
+            server.check_alive()
+    except ServerError as error:
+        print(error, file=sys.stderr)
+        return 1
     finally:
         server.stop()
     return 0

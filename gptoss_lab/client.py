@@ -89,6 +89,17 @@ def is_harmony_failure(exc: BaseException) -> bool:
     return isinstance(exc, openai.InternalServerError) and bool(_HARMONY_TEXT.search(error_message(exc)))
 
 
+def _raise_if_our_server_died(exc: Exception) -> None:
+    """Turn a connection error to a server this kernel started, which has died, into why it died."""
+    import openai
+
+    from gptoss_lab import server
+
+    ours = server._CURRENT
+    if isinstance(exc, openai.APIConnectionError) and ours is not None and not ours.attached:
+        ours.check_alive()  # raises ServerError naming the signal or exit code and the log
+
+
 def send(create: Callable[..., T], **kwargs: Any) -> T:
     """Call ``create(**kwargs)``; retry once, with a warning, if vLLM fails to parse harmony (HTTP 500).
 
@@ -98,6 +109,7 @@ def send(create: Callable[..., T], **kwargs: Any) -> T:
     try:
         return create(**kwargs)
     except Exception as exc:
+        _raise_if_our_server_died(exc)
         if not is_harmony_failure(exc):
             raise
         first = error_message(exc)

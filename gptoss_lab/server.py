@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import sys
 import time
 import warnings
@@ -150,6 +151,25 @@ class VLLMServer:
                         "limit with `lab.serve(timeout=...)` or GPTOSS_LAB_START_TIMEOUT."
                     )
                 time.sleep(0.5)
+
+    def check_alive(self) -> None:
+        """Raise :class:`ServerError` if the vLLM process this lab started has died since it started.
+
+        The message names the cause (the signal or exit code, and what vLLM's log says) and
+        the log's last lines; the rest of the server's process group is stopped first, so
+        nothing of it is left running. An attached server (not ours) is not checked.
+        """
+        code = self.proc.poll() if self.proc is not None else None  # type: ignore[attr-defined]
+        if code is None:
+            return
+        pid = self.proc.pid  # type: ignore[attr-defined]
+        if code < 0:
+            name = signal.Signals(-code).name if -code in signal.valid_signals() else str(-code)
+            how = f"was killed by {name}" + (" (as the kernel's out-of-memory killer does)" if -code == 9 else "")
+        else:
+            how = f"exited with code {code}"
+        self._fail(f"The vLLM server on port {self.port} (pid {pid}) {how}; it no longer serves {self.url}. "
+                   "Start it again (`lab.serve()` or `gptoss-lab serve`).")
 
     def stop(self, grace: float = 15.0) -> None:
         """Stop the server: SIGTERM to its process group, SIGKILL after ``grace`` seconds; then its tool servers."""

@@ -149,3 +149,35 @@ def test_serve_starts_a_server_and_ctrl_c_stops_it(untrained_nano: Path, tmp_pat
     assert f"Serving {untrained_nano} at http://127.0.0.1:{port}/v1" in text and "Ctrl-C stops it." in text
     assert code in (0, 130), text[-2000:]
     assert not process.group_alive(server) and not pidfile.exists()
+
+
+@pytest.mark.slow
+def test_serve_says_when_its_server_dies_and_exits_non_zero(untrained_nano: Path, tmp_path: Path) -> None:
+    """kill -9 of the vLLM process (as the OOM killer would): `gptoss-lab serve` says so within seconds and exits 1."""
+    port = process.free_port()
+    cache = tmp_path / "cache"
+    env = {**os.environ, "GPTOSS_LAB_CACHE_DIR": str(cache), "VLLM_CPU_KVCACHE_SPACE": "1", "PYTHONUNBUFFERED": "1"}
+    env.pop("GPTOSS_LAB_BASE_URL", None)
+    log = tmp_path / "serve.out"
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "gptoss_lab.cli", "serve", "--model", str(untrained_nano),
+                                 "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    pidfile = cache / "servers" / f"vllm-{port}.json"
+    try:
+        deadline = time.monotonic() + 600
+        while proc.poll() is None and time.monotonic() < deadline and "Ctrl-C stops it." not in log.read_text():
+            time.sleep(1)
+        assert proc.poll() is None, f"`gptoss-lab serve` exited:\n{log.read_text()[-3000:]}"
+        server = json.loads(pidfile.read_text())["pid"]
+        os.kill(server, signal.SIGKILL)
+        code = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+    text = log.read_text()
+    assert code == 1, text[-2000:]
+    assert f"The vLLM server on port {port} (pid {server}) was killed by SIGKILL" in text, text[-2000:]
+    assert "Last lines of" in text
+    assert not process.group_alive(server) and not pidfile.exists()

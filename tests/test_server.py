@@ -209,3 +209,22 @@ def test_a_stopped_server_is_no_longer_current(monkeypatch) -> None:
     monkeypatch.setenv("GPTOSS_LAB_BASE_URL", "http://127.0.0.1:9/v1")
     stopped.stop()
     assert srv._CURRENT is None and lab.base_url() == "http://127.0.0.1:9/v1"
+
+
+def test_a_dead_server_of_ours_is_reported_with_its_cause(tmp_path: Path, monkeypatch) -> None:
+    """A lab-started server whose process was SIGKILLed: check_alive and the client's next request say so."""
+    import subprocess
+
+    from gptoss_lab import server as server_module
+
+    log = tmp_path / "vllm.log"
+    log.write_text("INFO: serving\n")
+    dead = VLLMServer("some-model", port=process.free_port(), log_path=log)
+    dead.proc = subprocess.Popen(["sleep", "600"], start_new_session=True)
+    dead.served_name = "some-model"  # as after a start: the client asks no /models
+    dead.proc.kill()
+    dead.proc.wait()
+    monkeypatch.setattr(server_module, "_CURRENT", dead)
+    with pytest.raises(ServerError, match=r"was killed by SIGKILL \(as the kernel's out-of-memory killer does\)"):
+        lab.chat([{"role": "user", "content": "hi"}])  # connection refused: the client asks why
+    assert dead.proc is None  # the rest of its group was stopped
