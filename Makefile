@@ -81,11 +81,12 @@ test-gpu:
 
 lint: setup
 	.venv/bin/ruff check gptoss_lab tests notebooks benchmarks conftest.py
-	$(PY) scripts/check_notebooks.py notebooks
+	$(PY) scripts/check_notebooks.py $$(git ls-files 'notebooks/*.ipynb')
 
 format: setup
 	.venv/bin/ruff check --fix gptoss_lab tests notebooks benchmarks conftest.py
-	.venv/bin/nbstripout notebooks/*.ipynb 2>/dev/null || $(PY) scripts/check_notebooks.py --strip notebooks
+	@# only the notebooks git tracks: a learner's own notebooks in notebooks/ keep their outputs
+	git ls-files -z 'notebooks/*.ipynb' | xargs -0 -r .venv/bin/nbstripout 2>/dev/null || $(PY) scripts/check_notebooks.py --strip $$(git ls-files 'notebooks/*.ipynb')
 
 lab: setup
 	$(PY) -m gptoss_lab.cli lab

@@ -17,9 +17,9 @@ def dirty(nb: dict) -> bool:
 
 def main(argv: list[str]) -> int:
     strip = "--strip" in argv
-    folders = [Path(a) for a in argv if not a.startswith("--")] or [Path("notebooks")]
+    given = [Path(a) for a in argv if not a.startswith("--")] or [Path("notebooks")]
     bad = []
-    for path in sorted(p for f in folders for p in f.glob("*.ipynb")):
+    for path in sorted(p for g in given for p in (g.glob("*.ipynb") if g.is_dir() else [g])):
         nb = json.loads(path.read_text())
         if not dirty(nb):
             continue

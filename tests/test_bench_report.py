@@ -162,3 +162,11 @@ def test_latency_plot_of_one_run_is_a_histogram_of_its_requests(sweep: Sweep, tm
     heights = [bar.get_height() for bar in ttft.patches]
     assert sum(heights) == len(run.requests) and max(heights) == 3  # three requests at 200 ms, one at 600
     assert ttft.get_xlabel() == "TTFT (ms)" and ttft.get_ylabel() == "requests"
+
+
+def test_vllm_bench_gets_the_lab_servers_key_never_an_openai_key(monkeypatch) -> None:
+    from gptoss_lab.bench import crosscheck
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-a-real-openai-key")
+    assert crosscheck.bench_env("lab-key")["OPENAI_API_KEY"] == "lab-key"
+    assert crosscheck.bench_env("")["OPENAI_API_KEY"] == "EMPTY"

@@ -60,6 +60,14 @@ def vllm_bench_command(base_url: str, *, input_len: int, output_len: int, concur
     ]
 
 
+def bench_env(key: str) -> dict[str, str]:
+    """The environment for ``vllm bench serve``: this environment with the lab server's key.
+
+    An ``OPENAI_API_KEY`` already set (a real OpenAI key) is replaced, never sent to the local server.
+    """
+    return {**os.environ, "OPENAI_API_KEY": key or "EMPTY"}
+
+
 def run_vllm_bench(base_url: str | None = None, *, input_len: int = 128, output_len: int = 64,
                    concurrency: int = 4, requests: int = 16, warmup: int = 2, seed: int = 0,
                    timeout: float = 900.0) -> tuple[dict[str, Any], list[str], float]:
@@ -76,9 +84,7 @@ def run_vllm_bench(base_url: str | None = None, *, input_len: int = 128, output_
         result_file = Path(folder) / "result.json"
         command = vllm_bench_command(url, input_len=input_len, output_len=output_len, concurrency=concurrency,
                                      requests=requests, warmup=warmup, seed=seed, result_file=result_file)
-        env = dict(os.environ)
-        if key := _key():
-            env.setdefault("OPENAI_API_KEY", key)
+        env = bench_env(_key())
         started = time.perf_counter()
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
