@@ -165,8 +165,9 @@ def test_latency_plot_of_one_run_is_a_histogram_of_its_requests(sweep: Sweep, tm
 
 
 def test_vllm_bench_gets_the_lab_servers_key_never_an_openai_key(monkeypatch) -> None:
-    from gptoss_lab.bench import crosscheck
+    import importlib
 
+    crosscheck = importlib.import_module("gptoss_lab.bench.crosscheck")  # the module, not the function
     monkeypatch.setenv("OPENAI_API_KEY", "sk-a-real-openai-key")
     assert crosscheck.bench_env("lab-key")["OPENAI_API_KEY"] == "lab-key"
     assert crosscheck.bench_env("")["OPENAI_API_KEY"] == "EMPTY"
