@@ -366,6 +366,11 @@ def _records() -> list[dict[str, object]]:
     return out
 
 
+def running() -> list[dict[str, object]]:
+    """Return the records of every lab-started server still running (``pid``, ``port``, ``model``, ...)."""
+    return [record for record in _records() if _still_ours(record)]
+
+
 def orphans() -> list[dict[str, object]]:
     """Return lab-started servers still running whose starting process (a kernel) has died.
 

@@ -65,3 +65,29 @@ def test_nano_plain_has_nano_presets_under_its_own_name() -> None:
     assert preset.name == "nano-plain-cpu"
     assert preset.args[preset.args.index("--served-model-name") + 1] == "gpt-oss-nano-plain"
     assert "--tool-call-parser" in preset.flags()
+
+
+def test_force_never_rebuilds_under_a_running_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lab server (here a real `sleep` process with its pidfile) serving the folder: --force refuses, keeps it."""
+    import json
+    import subprocess
+
+    from gptoss_lab import process
+
+    monkeypatch.setenv("GPTOSS_LAB_CACHE_DIR", str(tmp_path))
+    target = tmp_path / "nano" / f"plain-{plain.cache_key()}"
+    target.mkdir(parents=True)
+    (target / "nano.json").write_text("{}")
+    child = subprocess.Popen(["sleep", "600"], start_new_session=True)
+    try:
+        servers = tmp_path / "servers"
+        servers.mkdir()
+        (servers / "vllm-8123.json").write_text(json.dumps({
+            "pid": child.pid, "owner": child.pid, "model": str(target), "port": 8123, "url": "", "log": "",
+            "identity": process.identity(child.pid), "owner_identity": process.identity(child.pid)}))
+        with pytest.raises(NanoBuildError, match="served by the lab's vLLM server on port 8123"):
+            plain.build(force=True)
+        assert (target / "nano.json").exists()
+    finally:
+        child.kill()
+        child.wait()

@@ -87,6 +87,23 @@ def cache_key(script: nano_script.Script | None = None) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def refuse_if_served(folder: Path) -> None:
+    """Refuse to replace a checkpoint folder that a running lab server serves (``--force`` would pull it away).
+
+    Raises:
+        NanoBuildError: naming the server's port and the command that stops it.
+    """
+    from gptoss_lab.server import running
+
+    for record in running():
+        if Path(str(record.get("model"))) == folder:
+            port = record.get("port")
+            raise NanoBuildError(
+                f"{folder} is being served by the lab's vLLM server on port {port}: rebuilding would delete the "
+                f"checkpoint under it. Stop it first (`gptoss-lab stop --port {port}`), then build again."
+            )
+
+
 def cache_root() -> Path:
     return default_cache_dir() / "nano"
 
@@ -124,6 +141,7 @@ def build(*, force: bool = False, script_path: Path | None = None) -> Path:
     target = cache_root() / key
     if (target / "nano.json").exists() and not force:
         return target
+    refuse_if_served(target)
     cache_root().mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".build-{key}-", dir=cache_root()))
     seconds: dict[str, float] = {}

@@ -129,6 +129,9 @@ def build(*, force: bool = False) -> Path:
     target = _root() / f"plain-{key}"
     if (target / "nano.json").exists() and not force:
         return target
+    from gptoss_lab.nano.build import refuse_if_served
+
+    refuse_if_served(target)
     _root().mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".build-plain-{key}-", dir=_root()))
     try:
