@@ -40,8 +40,13 @@ def base_url() -> str:
 
 def client(**kwargs: Any):  # -> openai.OpenAI
     """Return ``openai.OpenAI`` pointed at the running vLLM server."""
-    from openai import OpenAI
+    from openai import DefaultHttpxClient, OpenAI
 
+    from gptoss_lab import drift
+
+    hooks = drift.http_hooks()
+    if hooks and "http_client" not in kwargs:  # the test suite's drift check reads Responses answers
+        kwargs["http_client"] = DefaultHttpxClient(event_hooks=hooks)
     return OpenAI(base_url=base_url(), api_key=_key(), **kwargs)
 
 
@@ -61,8 +66,13 @@ def _shared():  # -> openai.OpenAI
 
 def async_client(**kwargs: Any):  # -> openai.AsyncOpenAI
     """Return ``openai.AsyncOpenAI`` pointed at the running vLLM server."""
-    from openai import AsyncOpenAI
+    from openai import AsyncOpenAI, DefaultAsyncHttpxClient
 
+    from gptoss_lab import drift
+
+    hooks = drift.http_hooks(asynchronous=True)
+    if hooks and "http_client" not in kwargs:  # the test suite's drift check reads Responses answers
+        kwargs["http_client"] = DefaultAsyncHttpxClient(event_hooks=hooks)
     return AsyncOpenAI(base_url=base_url(), api_key=_key(), **kwargs)
 
 

@@ -85,6 +85,8 @@ class _Collector:
         self.result = StreamResult()
         self._calls: dict[int, dict[str, str]] = {}
         self._started = time.monotonic()
+        self.responses = False
+        """True once a Responses API event arrived (Chat chunks have ``choices``)."""
 
     def _text(self, kind: str, text: str) -> None:
         if not text:
@@ -102,6 +104,7 @@ class _Collector:
         if hasattr(item, "choices"):
             self._chat(item)
         else:
+            self.responses = True
             self._responses(item)
 
     def _chat(self, chunk: Any) -> None:
@@ -184,8 +187,17 @@ def show_stream(stream: Iterable[Any], *, interval: float = 0.25, jupyter: bool 
                 drawn = time.monotonic()
         result = collector.finish()
         handle.update(HTML(_html(result, True)))
+        _record(collector, result)
         return result
     return _print_stream(stream, collector, out or sys.stdout)
+
+
+def _record(collector: _Collector, result: StreamResult) -> None:
+    """Hand a streamed Responses answer to the drift check's answer log (vLLM logs none for gpt-oss)."""
+    if collector.responses and result.final:
+        from gptoss_lab import drift
+
+        drift.record_answer(result.final, "responses")
 
 
 def _print_stream(stream: Iterable[Any], collector: _Collector, out: TextIO) -> StreamResult:
@@ -206,6 +218,7 @@ def _print_stream(stream: Iterable[Any], collector: _Collector, out: TextIO) -> 
             out.write(f"\n[tool call] {call.name}({call.arguments})")
             shown_calls += 1
     result = collector.finish()
+    _record(collector, result)
     for call in result.tool_calls[shown_calls:]:
         out.write(f"\n[tool call] {call.name}({call.arguments})")
     out.write(f"\n[{result.footer()}]\n")

@@ -2,12 +2,18 @@
 
 A notebook whose request drifted from ``script.json`` still runs (nano answers it
 politely), so nbmake alone would pass it while the learner sees nothing useful. Two
-sources cover every API: the server's log, where ``--enable-log-outputs`` writes one
-``Generated response`` line per Chat Completions (``chatcmpl-``) and Responses
-(``resp_``) request, and the answer log, where :func:`gptoss_lab.harmony.answer` writes
-every final answer it reads from tokens sampled in-process (``05_harmony``) while
-:data:`ANSWER_LOG` names a file. Completions (``cmpl-``) are left out: the benchmark
-sends unscripted text on purpose.
+sources cover every API:
+
+- the server's log, where ``--enable-log-outputs`` writes one ``Generated response``
+  line per Chat Completions request (``chatcmpl-``). vLLM 0.32 logs no Responses output
+  for gpt-oss (only its non-harmony path calls the output logger);
+- the answer log, a file named by :data:`ANSWER_LOG`: while it is set, the lab's OpenAI
+  clients (:func:`gptoss_lab.client` and ``async_client``, which the notebooks, the
+  helpers and the Agents SDK models use) append the text of every Responses answer, and
+  :func:`gptoss_lab.harmony.answer` every final answer it reads from tokens sampled
+  in-process (``05_harmony``).
+
+Completions (``cmpl-``) are left out: the benchmark sends unscripted text on purpose.
 """
 
 from __future__ import annotations
@@ -20,7 +26,8 @@ from pathlib import Path
 ANSWER_LOG = "GPTOSS_LAB_ANSWER_LOG"
 """Environment variable naming the file :func:`gptoss_lab.harmony.answer` appends answers to (JSON lines)."""
 LOGGED_APIS = {"chatcmpl-": "chat", "resp_": "responses"}
-"""Request id prefixes in vLLM's ``Generated response`` log lines, and the API each belongs to."""
+"""Request id prefixes in vLLM's ``Generated response`` log lines, and the API each belongs to (Responses
+lines appear only for models vLLM does not run through harmony)."""
 
 
 @dataclass(frozen=True)
@@ -46,13 +53,48 @@ def mark(server_log: Path | None) -> Mark:
     return Mark(_size(server_log), _size(answer_log()))
 
 
-def record_answer(text: str | None) -> None:
+def record_answer(text: str | None, api: str = "harmony") -> None:
     """Append a final answer to the answer log, when :data:`ANSWER_LOG` is set (else nothing)."""
     path = answer_log()
     if path is None or text is None:
         return
     with path.open("a", encoding="utf-8") as out:
-        out.write(json.dumps({"api": "harmony", "answer": text}) + "\n")
+        out.write(json.dumps({"api": api, "answer": text}) + "\n")
+
+
+def responses_text(body: bytes) -> str | None:
+    """The answer text of a Responses API reply body (its message items), or None."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    parts = [part.get("text", "") for item in data.get("output") or () if item.get("type") == "message"
+             for part in item.get("content") or ()]
+    return "".join(parts) if parts else None
+
+
+def http_hooks(asynchronous: bool = False) -> dict[str, list[object]] | None:
+    """httpx event hooks that record every Responses answer, or None when :data:`ANSWER_LOG` is not set."""
+    if answer_log() is None:
+        return None
+
+    def wanted(response: object) -> bool:
+        request = response.request  # type: ignore[attr-defined]
+        kind = response.headers.get("content-type", "")  # type: ignore[attr-defined]
+        return request.url.path.endswith("/responses") and kind.startswith("application/json")
+
+    if asynchronous:
+        async def record_async(response: object) -> None:
+            if wanted(response):
+                record_answer(responses_text(await response.aread()), "responses")  # type: ignore[attr-defined]
+
+        return {"response": [record_async]}
+
+    def record(response: object) -> None:
+        if wanted(response):
+            record_answer(responses_text(response.read()), "responses")  # type: ignore[attr-defined]
+
+    return {"response": [record]}
 
 
 def fallback_hits(server_log: Path | None, since: Mark, fallback: str) -> list[str]:
@@ -72,5 +114,7 @@ def fallback_hits(server_log: Path | None, since: Mark, fallback: str) -> list[s
     if path is not None and path.exists():
         with path.open(encoding="utf-8") as log:
             log.seek(since.answer_log)
-            hits += [f"harmony: {line.strip()}" for line in log if fallback in line]
+            for line in log:
+                if fallback in line:
+                    hits.append(f"{json.loads(line).get('api', 'harmony')}: {line.strip()}")
     return hits

@@ -8,6 +8,7 @@ function reads the window of requests this test makes on the shared nano server.
 from __future__ import annotations
 
 import importlib
+import io
 
 import pytest
 
@@ -36,6 +37,17 @@ def test_unscripted_requests_on_chat_responses_and_harmony_are_all_caught(nano_s
     lab.harmony.answer(lab.harmony.parse(tokens).messages)
     hits = drift.fallback_hits(nano_server.log_path, since, FALLBACK.final[:40])
     assert sorted(hit.split(":", 1)[0] for hit in hits) == ["chat", "harmony", "responses"], hits
+
+
+def test_a_streamed_responses_answer_is_recorded_too(nano_server) -> None:
+    """vLLM logs no Responses output for gpt-oss: the lab's clients and show_stream write it to the answer log."""
+    since = drift.mark(nano_server.log_path)
+    trained = render.fallback_requests(script.load(), build.FALLBACKS)
+    body = next(body for api, body in trained if api == "responses")
+    stream = lab.client().responses.create(model=nano_server.model_id(), stream=True, **body)
+    lab.show_stream(stream, out=io.StringIO(), jupyter=False)
+    hits = drift.fallback_hits(nano_server.log_path, since, FALLBACK.final[:40])
+    assert [hit.split(":", 1)[0] for hit in hits] == ["responses"], hits
 
 
 def test_scripted_requests_are_not_flagged(nano_server) -> None:
