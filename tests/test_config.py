@@ -57,6 +57,7 @@ def test_good_settings_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_ipv6_loopback_works(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GPTOSS_LAB_BASE_URL", raising=False)  # the suite's shared server sets it
     monkeypatch.setenv("GPTOSS_LAB_HOST", "::1")
     monkeypatch.setenv("GPTOSS_LAB_PORT", "8123")
     assert settings().url == "http://[::1]:8123/v1"
