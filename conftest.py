@@ -264,3 +264,14 @@ def untrained_server(untrained_nano: Path) -> Callable[..., AbstractContextManag
             server.stop(grace=5.0)
 
     return start
+
+
+@pytest.fixture(autouse=True)
+def _keep_the_current_server() -> Iterator[None]:
+    """Give every test the current server it found: a test that attaches elsewhere (``lab.connect``) and stops
+    that server must not leave ``lab.current()`` pointing at a dead port for the tests after it."""
+    from gptoss_lab import server
+
+    before = server._CURRENT
+    yield
+    server._CURRENT = before
