@@ -116,23 +116,31 @@ def test_serve_attaches_to_a_running_server_and_starts_nothing(nano_server) -> N
     assert nano_server.is_running()
 
 
-@pytest.mark.slow
-def test_serve_starts_a_server_and_ctrl_c_stops_it(untrained_nano: Path, tmp_path: Path) -> None:
-    """`gptoss-lab serve --model FOLDER`: a server of its own, answering until Ctrl-C, then nothing is left."""
+def _serve_until_ready(model: Path, tmp_path: Path) -> tuple[subprocess.Popen, int, Path, Path]:
+    """Start `gptoss-lab serve --model FOLDER` in its own session; wait until it says Ctrl-C stops it.
+
+    Returns the process, its port, the pidfile the lab writes and the file holding its output.
+    """
     port = process.free_port()
     cache = tmp_path / "cache"
     env = {**os.environ, "GPTOSS_LAB_CACHE_DIR": str(cache), "VLLM_CPU_KVCACHE_SPACE": "1", "PYTHONUNBUFFERED": "1"}
     env.pop("GPTOSS_LAB_BASE_URL", None)
     log = tmp_path / "serve.out"
     with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "gptoss_lab.cli", "serve", "--model", str(untrained_nano),
+        proc = subprocess.Popen([sys.executable, "-m", "gptoss_lab.cli", "serve", "--model", str(model),
                                  "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
-    pidfile = cache / "servers" / f"vllm-{port}.json"
+    deadline = time.monotonic() + 600
+    while proc.poll() is None and time.monotonic() < deadline and "Ctrl-C stops it." not in log.read_text():
+        time.sleep(1)  # the line comes after the server is up and warmed
+    return proc, port, cache / "servers" / f"vllm-{port}.json", log
+
+
+@pytest.mark.slow
+def test_serve_starts_a_server_and_ctrl_c_stops_it(untrained_nano: Path, tmp_path: Path) -> None:
+    """`gptoss-lab serve --model FOLDER`: a server of its own, answering until Ctrl-C, then nothing is left."""
+    proc, port, pidfile, log = _serve_until_ready(untrained_nano, tmp_path)
     try:
-        deadline = time.monotonic() + 600
-        while proc.poll() is None and time.monotonic() < deadline and "Ctrl-C stops it." not in log.read_text():
-            time.sleep(1)  # the line comes after the server is up and warmed
         assert proc.poll() is None, f"`gptoss-lab serve` exited:\n{log.read_text()[-3000:]}"
         served = httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=10).json()["data"]
         assert [m["id"] for m in served] == [str(untrained_nano)]
@@ -154,20 +162,8 @@ def test_serve_starts_a_server_and_ctrl_c_stops_it(untrained_nano: Path, tmp_pat
 @pytest.mark.slow
 def test_serve_says_when_its_server_dies_and_exits_non_zero(untrained_nano: Path, tmp_path: Path) -> None:
     """kill -9 of the vLLM process (as the OOM killer would): `gptoss-lab serve` says so within seconds and exits 1."""
-    port = process.free_port()
-    cache = tmp_path / "cache"
-    env = {**os.environ, "GPTOSS_LAB_CACHE_DIR": str(cache), "VLLM_CPU_KVCACHE_SPACE": "1", "PYTHONUNBUFFERED": "1"}
-    env.pop("GPTOSS_LAB_BASE_URL", None)
-    log = tmp_path / "serve.out"
-    with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "gptoss_lab.cli", "serve", "--model", str(untrained_nano),
-                                 "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-    pidfile = cache / "servers" / f"vllm-{port}.json"
+    proc, port, pidfile, log = _serve_until_ready(untrained_nano, tmp_path)
     try:
-        deadline = time.monotonic() + 600
-        while proc.poll() is None and time.monotonic() < deadline and "Ctrl-C stops it." not in log.read_text():
-            time.sleep(1)
         assert proc.poll() is None, f"`gptoss-lab serve` exited:\n{log.read_text()[-3000:]}"
         server = json.loads(pidfile.read_text())["pid"]
         os.kill(server, signal.SIGKILL)
