@@ -44,7 +44,8 @@ def tool_calls_missing(url: str, model: str, api_key: str = "", timeout: float =
     call, with ``<|channel|>`` banned. With ``--tool-call-parser openai``, vLLM constrains
     the output to a call of the named tool (the harmony structural tag in vLLM's
     ``parser/harmony.py``), so ``to=functions.lab_probe`` comes back, as a tool call or as
-    text, whatever the weights. Without it the output is the model's own text. An answer
+    text, or at least the grammar's ``<|channel|>`` despite the ban. Without it the output is
+    the model's own text. An answer
     that shows neither (a network error, another status) counts as "not missing".
     """
     if (url, model) in _HAS_FLAGS:
@@ -72,7 +73,9 @@ def tool_calls_missing(url: str, model: str, api_key: str = "", timeout: float =
     message = response.json()["choices"][0]["message"]
     called = any(call["function"]["name"] == _PROBE for call in message.get("tool_calls") or ())
     text = f"{message.get('content') or ''}{message.get('reasoning') or ''}"
-    missing = not called and f"to=functions.{_PROBE}" not in text
+    # ``<|channel|>`` is banned by the logit bias, so seeing it means vLLM's harmony grammar overrode the ban:
+    # the tool parser is on, even if the model wandered off inside its analysis (gpt-oss-nano-plain does).
+    missing = not called and f"to=functions.{_PROBE}" not in text and "<|channel|>" not in text
     if not missing:
         _HAS_FLAGS.add((url, model))
     return missing
