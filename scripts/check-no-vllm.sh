@@ -17,7 +17,8 @@ for environ in /proc/[0-9]*/environ; do
   pid=${environ#/proc/}
   pid=${pid%/environ}
   [ "$pid" = "$$" ] && continue
-  if tr '\0' '\n' < "$environ" 2>/dev/null | grep -qxF "GPTOSS_LAB_RUN_ID=$run"; then
+  # a process may end between the glob and the read: its environ is then gone, and that is fine
+  if { tr '\0' '\n' < "$environ"; } 2>/dev/null | grep -qxF "GPTOSS_LAB_RUN_ID=$run"; then
     left+=("$pid")
   fi
 done
