@@ -29,6 +29,7 @@ from gptoss_lab import harmony_pkg, vocab
 from gptoss_lab.errors import NanoBuildError
 from gptoss_lab.nano import model as nano_model
 from gptoss_lab.nano import tokenizer
+from gptoss_lab.nano.build import cache_root, refuse_if_served
 from gptoss_lab.nano.script import ASSISTANT, END, RETURN, START
 
 RECIPE_VERSION = 1
@@ -73,15 +74,9 @@ def cache_key() -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _root() -> Path:
-    from gptoss_lab.config import default_cache_dir
-
-    return default_cache_dir() / "nano"
-
-
 def path(*, build_if_missing: bool = True) -> Path:
     """Return the folder of a ready gpt-oss-nano-plain checkpoint, building it (seconds) if needed."""
-    target = _root() / f"plain-{cache_key()}"
+    target = cache_root() / f"plain-{cache_key()}"
     if (target / "nano.json").exists():
         return target
     if not build_if_missing:
@@ -126,14 +121,12 @@ def _say(message: str) -> None:
 def build(*, force: bool = False) -> Path:
     """Build gpt-oss-nano-plain into the cache and return its folder (it appears only when complete)."""
     key = cache_key()
-    target = _root() / f"plain-{key}"
+    target = cache_root() / f"plain-{key}"
     if (target / "nano.json").exists() and not force:
         return target
-    from gptoss_lab.nano.build import refuse_if_served
-
     refuse_if_served(target)
-    _root().mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".build-plain-{key}-", dir=_root()))
+    cache_root().mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".build-plain-{key}-", dir=cache_root()))
     try:
         started = time.monotonic()
         vocab.ensure()
