@@ -13,8 +13,8 @@ import httpx
 TOOL_FLAGS = "--tool-call-parser openai --enable-auto-tool-choice"
 """The flags Chat Completions needs to return gpt-oss tool calls (the lab's presets pass them)."""
 
-CHANNEL_TOKEN = 200005
-"""``<|channel|>`` in the harmony vocabulary."""
+PROBE_TOKEN = 0
+"""``!`` in the harmony vocabulary: a first token vLLM's harmony tool grammar never allows."""
 
 _PROBE = "lab_probe"
 _HAS_FLAGS: set[tuple[str, str]] = set()
@@ -40,13 +40,15 @@ def names_the_flags(text: str) -> bool:
 def tool_calls_missing(url: str, model: str, api_key: str = "", timeout: float = 60.0) -> bool:
     """Whether the server at ``url`` (``.../v1``) lacks the tool-call parser flags.
 
-    One short Chat Completions request that names a tool the prompt gives no reason to
-    call, with ``<|channel|>`` banned. With ``--tool-call-parser openai``, vLLM constrains
-    the output to a call of the named tool (the harmony structural tag in vLLM's
-    ``parser/harmony.py``), so ``to=functions.lab_probe`` comes back, as a tool call or as
-    text, or at least the grammar's ``<|channel|>`` despite the ban. Without it the output is
-    the model's own text. An answer
-    that shows neither (a network error, another status) counts as "not missing".
+    One Chat Completions request for one token that names a tool (``tool_choice``) and
+    pushes ``!`` with a logit bias of +100, asking for the token id back (``logprobs`` with
+    vLLM's ``return_tokens_as_token_ids``). With ``--tool-call-parser openai`` vLLM
+    constrains the output with its harmony grammar (``parser/harmony.py``), whose every
+    path starts with ``<|channel|>`` or `` to=``: the grammar masks ``!`` whatever its bias.
+    Without the flag there is no grammar and the bias wins. So the answer does not depend on
+    what the model would say: it holds for gpt-oss, nano and random weights alike. An
+    answer that shows neither (a network error, another status, no token ids) counts as
+    "not missing".
     """
     if (url, model) in _HAS_FLAGS:
         return False
@@ -58,8 +60,10 @@ def tool_calls_missing(url: str, model: str, api_key: str = "", timeout: float =
             "parameters": {"type": "object", "properties": {}, "additionalProperties": False}}}],
         "tool_choice": {"type": "function", "function": {"name": _PROBE}},
         "parallel_tool_calls": False,
-        "logit_bias": {str(CHANNEL_TOKEN): -100},
-        "max_tokens": 24,
+        "logit_bias": {str(PROBE_TOKEN): 100},
+        "logprobs": True,
+        "return_tokens_as_token_ids": True,
+        "max_tokens": 1,
     }
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     try:
@@ -70,12 +74,11 @@ def tool_calls_missing(url: str, model: str, api_key: str = "", timeout: float =
         return names_the_flags(response.text)
     if response.status_code != 200:
         return False
-    message = response.json()["choices"][0]["message"]
-    called = any(call["function"]["name"] == _PROBE for call in message.get("tool_calls") or ())
-    text = f"{message.get('content') or ''}{message.get('reasoning') or ''}"
-    # ``<|channel|>`` is banned by the logit bias, so seeing it means vLLM's harmony grammar overrode the ban:
-    # the tool parser is on, even if the model wandered off inside its analysis (gpt-oss-nano-plain does).
-    missing = not called and f"to=functions.{_PROBE}" not in text and "<|channel|>" not in text
+    choice = response.json()["choices"][0]
+    tokens = [entry.get("token") for entry in ((choice.get("logprobs") or {}).get("content") or ())]
+    if not tokens:
+        return False  # not vLLM, or it ignored the request for token ids: nothing to conclude
+    missing = tokens[0] == f"token_id:{PROBE_TOKEN}"
     if not missing:
         _HAS_FLAGS.add((url, model))
     return missing
