@@ -74,18 +74,21 @@ def write_config(out_dir: Path) -> None:
     (out_dir / "generation_config.json").write_text(json.dumps(generation, indent=2) + "\n")
 
 
-def write_untrained(out_dir: Path) -> None:
+def write_untrained(out_dir: Path, seed: int = 0) -> None:
     """Save randomly initialised bf16 weights into ``out_dir`` (config already written).
 
     A full vLLM server needs weights even to render prompts (see ``render.log_render_server``);
-    training later overwrites them.
+    training later overwrites them. The same ``seed`` gives the same weights, so a test that
+    serves them sees the same noise on every run of one machine.
     """
     import torch
     from transformers import GptOssForCausalLM
 
     cfg = config()
     cfg._attn_implementation = "eager"
-    net = GptOssForCausalLM(cfg).to(torch.bfloat16)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        net = GptOssForCausalLM(cfg).to(torch.bfloat16)
     net.config.dtype = "bfloat16"
     net.save_pretrained(out_dir, safe_serialization=True)
     serving_config(out_dir)
