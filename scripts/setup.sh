@@ -76,8 +76,8 @@ if [ "$FLAVOUR" = cpu ] && [ ${#args[@]} -eq 0 ]; then
 fi
 # shellcheck disable=SC2206
 args+=(${UV_EXTRA_ARGS:-})
-pin_args=()
-[ "$LATEST" = 1 ] || pin_args=(--constraints "$constraints")
+# LATEST=1 upgrades what an earlier run installed, too: without --upgrade uv keeps installed versions.
+if [ "$LATEST" = 1 ]; then pin_args=(--upgrade); else pin_args=(--constraints "$constraints"); fi
 
 if [ ! -x "$VENV/bin/python" ]; then
   say "creating $VENV (Python $PYTHON_VERSION)"
