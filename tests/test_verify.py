@@ -91,6 +91,7 @@ def test_host_mode_passes_its_concurrency_limit(hosted: Any) -> None:
 
 def test_every_row_passes_or_is_a_note_on_a_server_with_the_parser_flags(learner: Any, hosted: Any) -> None:
     report = lab.verify()
+    print(report)  # shown with -s
     assert report.ok, str(report)
     assert {row.status for row in report.rows} <= {"pass", "note"}, str(report)
     for check in ("health", "models", "context length", "chat completion", "responses API", "streaming",

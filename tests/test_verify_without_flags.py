@@ -27,6 +27,7 @@ def server(untrained_server: Any) -> Iterator[Any]:
 
 def test_exactly_the_tool_call_row_fails_and_its_fix_names_the_flags(server: Any) -> None:
     report = lab.verify(server.url, api_key="")
+    print(report)  # shown with -s
     assert [row.check for row in report.failed] == ["tool-call parser"], str(report)
     assert TOOL_FLAGS in report.row("tool-call parser").fix
     assert {row.status for row in report.rows} <= {"pass", "note", "fail"}
