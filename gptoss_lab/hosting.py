@@ -13,8 +13,9 @@ import signal
 import socket
 import sys
 from collections.abc import Sequence
+from typing import TextIO
 
-from gptoss_lab.config import settings, url_host
+from gptoss_lab.config import default_cache_dir, private_dir, settings, url_host
 from gptoss_lab.errors import ServerError, SettingsError
 from gptoss_lab.server import VLLMServer, serve
 
@@ -86,13 +87,31 @@ def start(model: str | None = None, *, host: str = "0.0.0.0", port: int | None =
     return serve(model, host=host, port=port or cfg.port, api_key=key, extra_args=host_args(limit, extra_args))
 
 
+def announce(server: VLLMServer, public_url: str | None = None, out: TextIO | None = None) -> None:
+    """Write the join instructions to ``out`` (stdout); the key itself only when ``out`` is a terminal.
+
+    Printed to a file or a pipe (a log), the key is written instead to a file only its owner can
+    read, and the instructions name that file.
+    """
+    out = out or sys.stdout
+    key = server.api_key
+    if not out.isatty():
+        path = private_dir(default_cache_dir() / "host") / f"key-{server.port}"
+        path.write_text(key + "\n")
+        path.chmod(0o600)
+        key = f"$(cat {path})"
+        print(f"(the output is not a terminal, so the key is not printed: it is in {path}, readable by you only)",
+              file=out)
+    url = learner_url(server.host, server.port, public_url)
+    print(join_instructions(url, key, server.model_id()), file=out)
+    print(f"(log: {server.log_path}; Ctrl-C stops the server)", file=out, flush=True)
+
+
 def host(model: str | None = None, *, host: str = "0.0.0.0", port: int | None = None,
          max_num_seqs: int | None = None, public_url: str | None = None) -> int:
     """Start the model for learners, print the join instructions, serve until Ctrl-C; return an exit code."""
     server = start(model, host=host, port=port, max_num_seqs=max_num_seqs)
-    url = learner_url(server.host, server.port, public_url)
-    print(join_instructions(url, server.api_key, server.model_id()), flush=True)
-    print(f"(log: {server.log_path}; Ctrl-C stops the server)", flush=True)
+    announce(server, public_url)
     stops = {signal.SIGINT, signal.SIGTERM}
     signal.pthread_sigmask(signal.SIG_BLOCK, stops)
     try:

@@ -119,3 +119,19 @@ def test_learners_get_this_machine_s_name_for_a_wildcard_bind() -> None:
     assert "0.0.0.0" not in hosting.learner_url("0.0.0.0", 8000)
     assert hosting.learner_url("10.0.0.5", 8000) == "http://10.0.0.5:8000/v1"
     assert hosting.learner_url("0.0.0.0", 8000, "https://lab.example.org/v1/") == "https://lab.example.org/v1"
+
+
+def test_the_key_is_printed_only_to_a_terminal_and_otherwise_kept_in_a_private_file(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+    import stat
+
+    monkeypatch.setenv("GPTOSS_LAB_CACHE_DIR", str(tmp_path))
+    server = lab.VLLMServer("gpt-oss-nano", host="0.0.0.0", port=8123, api_key=KEY, served_name="gpt-oss-nano")
+    out = io.StringIO()  # a log file or a pipe, not a terminal
+    hosting.announce(server, out=out)
+    text = out.getvalue()
+    key_file = tmp_path / "host" / "key-8123"
+    assert KEY not in text and f"export GPTOSS_LAB_API_KEY=$(cat {key_file})" in text
+    assert key_file.read_text().strip() == KEY and stat.S_IMODE(key_file.stat().st_mode) == 0o600
