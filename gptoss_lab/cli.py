@@ -138,7 +138,7 @@ def _bench(args: argparse.Namespace) -> int:
 def _verify(args: argparse.Namespace) -> int:
     from gptoss_lab.conformance import verify
 
-    report = verify(args.url, repeats=args.repeats)
+    report = verify(args.url, repeats=args.repeats, timeout=args.timeout)
     print(report)
     return 0 if report.ok else 1
 
@@ -181,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("verify", help="check a gpt-oss server: APIs, reasoning, tool calls, errors, latency")
     p.add_argument("url", nargs="?", default=None, help="API base URL (default: GPTOSS_LAB_BASE_URL or the lab's)")
     p.add_argument("--repeats", type=int, default=3, help="tool requests sent to count HarmonyError 500s")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds each request may take")
     p.set_defaults(func=_verify)
     p = sub.add_parser("stop", help="stop a lab-started server (default: every orphaned one)")
     p.add_argument("--port", type=int, default=None)
