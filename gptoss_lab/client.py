@@ -92,6 +92,11 @@ def error_message(exc: BaseException) -> str:
     return str(exc)
 
 
+def is_harmony_error_text(text: str) -> bool:
+    """Whether an error message is openai-harmony's HarmonyError, as vLLM sends it in a 500 (issue 51977)."""
+    return bool(_HARMONY_TEXT.search(text))
+
+
 def is_harmony_failure(exc: BaseException) -> bool:
     """Whether ``exc`` is vLLM's HTTP 500 for a harmony parsing error (vLLM issue 51977)."""
     import openai

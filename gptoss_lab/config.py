@@ -80,6 +80,13 @@ def _base_url(value: str) -> str:
     return value
 
 
+def _flag(name: str, value: str) -> bool:
+    word = value.strip().lower()
+    if word not in ("", "0", "1", "false", "true", "no", "yes"):
+        raise _bad(name, value, "1 or 0 (true/false, yes/no)", "1")
+    return word in ("1", "true", "yes")
+
+
 def _text(name: str, value: str, allowed: str, example: str) -> str:
     if not value.strip():
         raise _bad(name, value, allowed, example)
@@ -129,6 +136,10 @@ class Settings:
     cache_dir: Path = field(default_factory=default_cache_dir)
     """Where the vocabulary, gpt-oss-nano and server logs are kept."""
 
+    attach_only: bool = False
+    """Never start a server: ``lab.serve()`` attaches to ``base_url`` or fails at once saying why
+    (``GPTOSS_LAB_ATTACH_ONLY=1``, which a workshop host's join instructions set)."""
+
     @property
     def url(self) -> str:
         """The API base URL, ``.../v1``."""
@@ -155,4 +166,5 @@ def settings() -> Settings:
         api_key=api_key,
         start_timeout=seconds(_env("START_TIMEOUT", "900")),
         cache_dir=default_cache_dir(),
+        attach_only=_flag("ATTACH_ONLY", _env("ATTACH_ONLY", "")),
     )

@@ -13,7 +13,10 @@ sources cover every API:
   :func:`gptoss_lab.harmony.answer` every final answer it reads from tokens sampled
   in-process (``05_harmony``).
 
-Completions (``cmpl-``) are left out: the benchmark sends unscripted text on purpose.
+Completions (``cmpl-``) are left out: the benchmark sends unscripted text on purpose. So are
+the lab's own diagnostic requests (``lab.verify``): they send an ``X-Request-Id`` starting with
+:data:`DIAGNOSTIC_ID`, which vLLM puts into the request id of its log lines. A notebook's own
+requests never carry it (the SDK sends no ``X-Request-Id``), so they are still checked.
 """
 
 from __future__ import annotations
@@ -25,6 +28,9 @@ from pathlib import Path
 
 ANSWER_LOG = "GPTOSS_LAB_ANSWER_LOG"
 """Environment variable naming the file :func:`gptoss_lab.harmony.answer` appends answers to (JSON lines)."""
+DIAGNOSTIC_ID = "gptoss-lab-diagnostic-"
+"""Prefix of the ``X-Request-Id`` the lab's diagnostic requests send (``lab.verify``): the drift check skips them,
+since they test the server, not a lesson (their prompts are not in nano's script)."""
 LOGGED_APIS = {"chatcmpl-": "chat", "resp_": "responses"}
 """Request id prefixes in vLLM's ``Generated response`` log lines, and the API each belongs to (Responses
 lines appear only for models vLLM does not run through harmony)."""
@@ -81,7 +87,8 @@ def http_hooks(asynchronous: bool = False) -> dict[str, list[object]] | None:
     def wanted(response: object) -> bool:
         request = response.request  # type: ignore[attr-defined]
         kind = response.headers.get("content-type", "")  # type: ignore[attr-defined]
-        return request.url.path.endswith("/responses") and kind.startswith("application/json")
+        marked = request.headers.get("x-request-id", "").startswith(DIAGNOSTIC_ID)
+        return request.url.path.endswith("/responses") and kind.startswith("application/json") and not marked
 
     if asynchronous:
         async def record_async(response: object) -> None:
@@ -97,8 +104,16 @@ def http_hooks(asynchronous: bool = False) -> dict[str, list[object]] | None:
     return {"response": [record]}
 
 
+def diagnostic(request_id: str) -> bool:
+    """Whether a logged request id (``chatcmpl-...``) is one of the lab's diagnostic requests."""
+    return any(request_id.startswith(prefix + DIAGNOSTIC_ID) for prefix in LOGGED_APIS)
+
+
 def fallback_hits(server_log: Path | None, since: Mark, fallback: str) -> list[str]:
-    """Return a line for every Chat, Responses or harmony answer since ``since`` that contains ``fallback``."""
+    """Return a line for every Chat, Responses or harmony answer since ``since`` that contains ``fallback``.
+
+    The lab's diagnostic requests (:data:`DIAGNOSTIC_ID`) are left out.
+    """
     hits: list[str] = []
     if server_log is not None and server_log.exists():
         with server_log.open(encoding="utf-8", errors="replace") as log:
@@ -108,7 +123,7 @@ def fallback_hits(server_log: Path | None, since: Mark, fallback: str) -> list[s
                     continue
                 request = line.split("Generated response ", 1)[1]
                 api = next((name for prefix, name in LOGGED_APIS.items() if request.startswith(prefix)), None)
-                if api is not None:
+                if api is not None and not diagnostic(request):
                     hits.append(f"{api}: {line.strip()}")
     path = answer_log()
     if path is not None and path.exists():

@@ -23,6 +23,15 @@ class ServerError(LabError):
     """The vLLM server could not be started, reached or stopped."""
 
 
+class AttachError(ServerError):
+    """Something answers at the server URL, but the lab cannot use it (wrong key, not an OpenAI API), or
+    attach-only mode (``GPTOSS_LAB_ATTACH_ONLY=1``) found nothing there."""
+
+
+class WrongKeyError(AttachError):
+    """A server answers at the URL but refuses the API key the lab sent (HTTP 401)."""
+
+
 class ScriptError(LabError, ValueError):
     """gpt-oss-nano's script (``gptoss_lab/nano/script.json``) is malformed."""
 

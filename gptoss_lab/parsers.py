@@ -8,7 +8,11 @@ answer HTTP 400 naming the flags). Taught in ``notebooks/03_tools.ipynb``.
 
 from __future__ import annotations
 
+import uuid
+
 import httpx
+
+from gptoss_lab import drift
 
 TOOL_FLAGS = "--tool-call-parser openai --enable-auto-tool-choice"
 """The flags Chat Completions needs to return gpt-oss tool calls (the lab's presets pass them)."""
@@ -65,7 +69,9 @@ def tool_calls_missing(url: str, model: str, api_key: str = "", timeout: float =
         "return_tokens_as_token_ids": True,
         "max_tokens": 1,
     }
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    headers = {"X-Request-Id": f"{drift.DIAGNOSTIC_ID}{uuid.uuid4().hex}"}  # the drift check skips it
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
     try:
         response = httpx.post(f"{url}/chat/completions", json=body, headers=headers, timeout=timeout)
     except httpx.HTTPError:

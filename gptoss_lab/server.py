@@ -16,11 +16,11 @@ from types import TracebackType
 
 import httpx
 
-from gptoss_lab import process
+from gptoss_lab import process, reach
 from gptoss_lab.builtin.servers import ToolServers
 from gptoss_lab.config import default_cache_dir, private_dir, url_host
 from gptoss_lab.diagnose import diagnose
-from gptoss_lab.errors import LabWarning, ServerError
+from gptoss_lab.errors import AttachError, LabWarning, ServerError, WrongKeyError
 from gptoss_lab.redact import redact
 
 # (phase shown to the user, a log line that marks its start)
@@ -446,6 +446,9 @@ def connect(url: str | None = None, *, api_key: str | None = None) -> VLLMServer
     calls: started without ``--tool-call-parser openai --enable-auto-tool-choice``.
 
     Raises:
+        WrongKeyError: the server refuses the API key (HTTP 401).
+        AttachError: attach-only mode (``GPTOSS_LAB_ATTACH_ONLY=1``) and no usable server there; the
+            message names the URL and what it got (refused, DNS failure, not an OpenAI server).
         ServerError: nothing answers at that URL.
     """
     from gptoss_lab.config import settings
@@ -455,12 +458,18 @@ def connect(url: str | None = None, *, api_key: str | None = None) -> VLLMServer
     url = url or cfg.url
     host, port = _split_url(url)
     server = VLLMServer(model="", host=host, port=port, api_key=api_key or cfg.api_key, attached=True)
-    if not server.is_running():
+    found = reach.probe(url, server.api_key)
+    if found.outcome == "unauthorized":
+        raise WrongKeyError(found.message())
+    if not found.ok and cfg.attach_only:
+        raise AttachError(f"{found.message()} Attach-only mode (GPTOSS_LAB_ATTACH_ONLY=1) never starts a "
+                          "server of its own; unset it to let `lab.serve()` start one on this machine.")
+    if not found.ok:
         raise ServerError(
-            f"No vLLM server answers at {url}. Start one with `lab.serve()` in a notebook or "
+            f"No vLLM server answers at {url} ({found.got}). Start one with `lab.serve()` in a notebook or "
             "`gptoss-lab serve` in a terminal, or set GPTOSS_LAB_BASE_URL to the server's URL."
         )
-    server.model = server.models()[0]
+    server.model = str(found.models[0]["id"])
     server.log_path = _logged_path(port)
     from gptoss_lab import parsers
 
@@ -493,6 +502,9 @@ def serve(
 ) -> VLLMServer:
     """Return a running server: attach to one at the configured URL, or start one.
 
+    With ``GPTOSS_LAB_ATTACH_ONLY=1`` it only attaches, and fails at once (``AttachError``)
+    when nothing usable answers at ``GPTOSS_LAB_BASE_URL``.
+
     Args:
         model: ``nano``, ``openai/gpt-oss-20b``, ``openai/gpt-oss-120b``, a local
             checkpoint, or ``auto`` (default: ``GPTOSS_LAB_MODEL``).
@@ -519,11 +531,14 @@ def serve(
 
     global _CURRENT
     cfg = settings()
-    if host is None and port is None:
+    if cfg.attach_only or (host is None and port is None):
         try:
             attached = connect(cfg.url, api_key=api_key or cfg.api_key)
+        except WrongKeyError:
+            raise  # a server answers there: starting another would not help
         except ServerError:
-            pass
+            if cfg.attach_only:
+                raise
         else:
             from gptoss_lab.models import served_name
 

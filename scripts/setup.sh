@@ -4,7 +4,9 @@
 # Re-running is fast: a stamp records what was installed, and nothing changes
 # while pyproject.toml and the flavour stay the same.
 #
-# Knobs: FLAVOUR=gpu|cpu   PYTHON_VERSION=3.11   UV_EXTRA_ARGS="..."   VENV=.venv
+# Versions: pinned by constraints/$FLAVOUR.txt (what the test lanes ran with); LATEST=1 resolves the newest.
+#
+# Knobs: FLAVOUR=gpu|cpu   LATEST=1   PYTHON_VERSION=3.11   UV_EXTRA_ARGS="..."   VENV=.venv
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,8 +36,17 @@ if ! command -v bwrap >/dev/null 2>&1; then
   fi
 fi
 
+case "${LATEST:-0}" in 0|"") LATEST=0 ;; *) LATEST=1 ;; esac
+constraints="constraints/$FLAVOUR.txt"
+if [ "$LATEST" = 1 ]; then
+  pins=latest
+else
+  [ -f "$constraints" ] || { say "$constraints is missing (or run with LATEST=1 for the newest releases)"; exit 1; }
+  pins=$(sha256sum "$constraints" | cut -c1-16)
+fi
+
 stamp="$VENV/.gptoss-lab-setup"
-want="$FLAVOUR $(sha256sum pyproject.toml | cut -c1-16) $EXTRAS"
+want="$FLAVOUR $(sha256sum pyproject.toml | cut -c1-16) $EXTRAS $pins"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$VENV/bin/python" ]; then
   say "$VENV is up to date ($FLAVOUR); nothing to do. Delete $stamp to force a reinstall."
   exit 0
@@ -65,15 +76,21 @@ if [ "$FLAVOUR" = cpu ] && [ ${#args[@]} -eq 0 ]; then
 fi
 # shellcheck disable=SC2206
 args+=(${UV_EXTRA_ARGS:-})
+# LATEST=1 upgrades what an earlier run installed, too: without --upgrade uv keeps installed versions.
+if [ "$LATEST" = 1 ]; then pin_args=(--upgrade); else pin_args=(--constraints "$constraints"); fi
 
 if [ ! -x "$VENV/bin/python" ]; then
   say "creating $VENV (Python $PYTHON_VERSION)"
   "${UV[@]}" venv --quiet -p "$PYTHON_VERSION" "$VENV"
 fi
 
-say "installing gptoss-lab[$FLAVOUR,$EXTRAS] into $VENV"
+if [ "$LATEST" = 1 ]; then
+  say "installing gptoss-lab[$FLAVOUR,$EXTRAS] into $VENV: the newest releases (LATEST=1, untested versions)"
+else
+  say "installing gptoss-lab[$FLAVOUR,$EXTRAS] into $VENV: the versions pinned in $constraints"
+fi
 # --python, not VIRTUAL_ENV: `python3 -m uv pip` otherwise targets the Python that ran uv.
-"${UV[@]}" pip install --python "$VENV/bin/python" "${args[@]}" -e ".[$FLAVOUR,$EXTRAS]"
+"${UV[@]}" pip install --python "$VENV/bin/python" "${args[@]}" "${pin_args[@]}" -e ".[$FLAVOUR,$EXTRAS]"
 
 if [ "$FLAVOUR" = cpu ]; then
   # PyPI's torchvision/torchaudio/torchcodec are CUDA builds that break imports beside
@@ -88,7 +105,7 @@ if [ -n "$extra" ]; then
   keep=$([ "$extra" = oss-harmony ] && echo openai-harmony || echo oss-harmony)
   say "removing $extra: it shares the openai_harmony module with $keep, which vLLM requires"
   "${UV[@]}" pip uninstall --python "$VENV/bin/python" --quiet "$extra"
-  "${UV[@]}" pip install --python "$VENV/bin/python" "${args[@]}" --quiet --reinstall-package "$keep" "$keep"
+  "${UV[@]}" pip install --python "$VENV/bin/python" "${args[@]}" "${pin_args[@]}" --quiet --reinstall-package "$keep" "$keep"
 fi
 
 "$VENV/bin/python" -c "import gptoss_lab, vllm, openai_harmony" \
