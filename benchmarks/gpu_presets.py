@@ -64,7 +64,8 @@ def table(run: dict[str, object]) -> str:
             if not b:
                 continue
             rows.append(f"| {s['phase']} | {s['launch_to_ready_s']:.0f} | {level} | {b['output_throughput']:,.0f} | "
-                        f"{b['total_token_throughput']:,.0f} | {b['median_ttft_ms']:,.0f} | {b['median_tpot_ms']:.2f} |")
+                        f"{b['total_token_throughput']:,.0f} | {b['median_ttft_ms']:,.0f} | "
+                        f"{b['median_tpot_ms']:.2f} |")
         if not any(s.get(level) for level in LEVELS):
             rows.append(f"| {s['phase']} | {s['launch_to_ready_s']:.0f} | (start only) | | | | |")
     return "\n".join(rows)
