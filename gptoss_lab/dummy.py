@@ -60,6 +60,11 @@ def model_folder(model: str, root: Path | None = None) -> Path:
         from gptoss_lab.nano import model as nano_model
 
         nano_model.write_config(work)
+        # nano's config names no architecture (its weights do); without one vLLM serves GptOssModel
+        # as an embedding model.
+        config = json.loads((work / "config.json").read_text())
+        config["architectures"] = ["GptOssForCausalLM"]
+        (work / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     else:
         source = _data(model)
         for name in FILES:
