@@ -1,8 +1,8 @@
 """Collect a `scripts/gpu-lane.sh perf` run into one JSON file and a Markdown table.
 
-    python benchmarks/gpu_presets.py RESULTS_DIR [--out benchmarks/results/presets-h100-DATE.json]
+    python benchmarks/gpu_presets.py RESULTS_DIR... [--out benchmarks/results/presets-h100-DATE.json]
 
-RESULTS_DIR is the perf stage's $RES (summary.txt, PHASE-LEVEL.json from `vllm bench serve`,
+Each RESULTS_DIR is one perf stage run's $RES (summary.txt, PHASE-LEVEL.json from `vllm bench serve`,
 PHASE.server.log). Each row is one server start of one flag set: its launch-to-ready seconds
 and, per load level, the figures `vllm bench serve` saved. docs/presets.md shows the table.
 """
@@ -43,14 +43,15 @@ def collect(res: Path) -> dict[str, object]:
 def _server_facts(log: Path) -> dict[str, object]:
     text = log.read_text(errors="replace") if log.exists() else ""
     facts: dict[str, object] = {}
-    for key, pattern in (("torch_compile_s", r"torch\.compile takes ([\d.]+) s in total"),
+    for key, pattern in (("torch_compile_s", r"torch\.compile (?:takes|took) ([\d.]+) s in total"),
                          ("graph_capture_s", r"Graph capturing finished in ([\d.]+) secs"),
                          ("init_engine_s", r"init engine \(profile, create kv cache, warmup model\) took ([\d.]+)"),
                          ("kv_cache_tokens", r"GPU KV cache size: ([\d,]+) tokens")):
         found = re.findall(pattern, text)
         if found:
             facts[key] = float(found[-1].replace(",", ""))
-    facts["jit_during_run"] = "consider extending warmup" in text
+    # Triton JIT compiles after start (MoE routing kernels); the server log says when, the summary which bench ran then.
+    facts["triton_jit_after_start"] = len(re.findall(r"Triton kernel JIT compilation during inference", text))
     return facts
 
 
@@ -59,6 +60,9 @@ def table(run: dict[str, object]) -> str:
     rows = ["| phase | ready s | load | output tok/s | total tok/s | median TTFT ms | median TPOT ms |",
             "| --- | ---: | --- | ---: | ---: | ---: | ---: |"]
     for s in run["starts"]:  # type: ignore[union-attr]
+        if not s["ready"]:
+            rows.append(f"| {s['phase']} | failed after {s['launch_to_ready_s']:.0f} | | | | | |")
+            continue
         for level in LEVELS:
             b = s.get(level)
             if not b:
@@ -73,14 +77,16 @@ def table(run: dict[str, object]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("res", type=Path)
+    parser.add_argument("res", type=Path, nargs="+", help="one $RES per run, in the order they ran")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--date", default="2026-11-27")
     args = parser.parse_args()
-    run = {"date": args.date, **collect(args.res)}
+    runs = [{"results_dir": str(res), **collect(res)} for res in args.res]
     out = args.out or Path(__file__).parent / "results" / f"presets-h100-{args.date}.json"
-    out.write_text(json.dumps(run, indent=1) + "\n")
-    print(table(run))
+    out.write_text(json.dumps({"date": args.date, "runs": runs}, indent=1) + "\n")
+    for run in runs:
+        print(f"{run['results_dir']}: {run['device']}; {run['versions']}")
+        print(table(run))
     print(f"wrote {out}")
 
 

@@ -124,6 +124,10 @@ bench() {  # bench LEVEL
 
 run() {
   mkdir -p "$RES"; rm -f "$RES/DONE"
+  # Leave the checkout: a device call that carries the checkout again replaces this folder, and every
+  # vLLM started from the old (deleted) working directory died at once ("oneMKL FATAL ERROR: Cannot
+  # load libtorch_cpu.so"). PYTHONPATH keeps the checkout's path, which the new copy fills.
+  cd /
   log "device: $(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader)"
   log "versions: $("$PY" -c 'import sys, torch, vllm, triton; print("python", sys.version.split()[0], "torch", torch.__version__, "vllm", vllm.__version__, "triton", triton.__version__)' 2>&1 | tail -1)"
   trap 'stop_server; exit 1' TERM INT
