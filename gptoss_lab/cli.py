@@ -47,11 +47,15 @@ def _serve(args: argparse.Namespace) -> int:
     from gptoss_lab.errors import ServerError
     from gptoss_lab.server import serve
 
-    server = serve(args.model, host=args.host, port=args.port)
+    server = serve(args.model, host=args.host, port=args.port, weights="dummy" if args.dummy_weights else "real")
     if server.attached:
         print(f"A server is already running at {server.url}; nothing started.")
         return 0
     print(f"Serving {server.model_id()} at {server.url} (log: {server.log_path}). Ctrl-C stops it.")
+    if args.dummy_weights:
+        from gptoss_lab.dummy import NOTE
+
+        print(NOTE)
     stops = {signal.SIGINT, signal.SIGTERM}
     signal.pthread_sigmask(signal.SIG_BLOCK, stops)
     try:
@@ -168,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default=None)
     p.add_argument("--host", default=None)
     p.add_argument("--port", type=int, default=None)
+    p.add_argument("--dummy-weights", action="store_true",
+                   help="random weights, no download: real speed, memory and start time; the answers are noise")
     p.set_defaults(func=_serve)
     p = sub.add_parser("host", help="serve the model to many learners: network bind, generated key, join instructions")
     p.add_argument("--model", default=None)

@@ -58,3 +58,7 @@ class ToolParserError(LabError):
 
 class LabWarning(UserWarning):
     """Something still works, but not as a learner would expect; the message says what to do."""
+
+
+class DummyWeightsError(LabError):
+    """The lab has no published configuration to serve this model with random weights."""

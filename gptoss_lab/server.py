@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Literal
 
 import httpx
 
@@ -499,6 +500,7 @@ def serve(
     progress: bool = True,
     builtin_tools: Sequence[str] = (),
     corpus: str | Path | Sequence[str | Path] | None = None,
+    weights: Literal["real", "dummy"] = "real",
 ) -> VLLMServer:
     """Return a running server: attach to one at the configured URL, or start one.
 
@@ -521,6 +523,9 @@ def serve(
             sandbox, only when named; without ``bwrap`` it raises SandboxError). Their MCP servers start first and are
             passed to vLLM as ``--tool-server``; stopping the server stops them.
         corpus: folder(s) the browser searches (default: the lab's README, docs and notebooks).
+        weights: ``"dummy"`` serves the model's real architecture with random weights and
+            downloads nothing (:mod:`gptoss_lab.dummy`): answers are noise, while speed,
+            memory and start time are real. A capacity check before downloading 20b/120b.
 
     Taught in ``notebooks/01_serve.ipynb``.
     """
@@ -570,7 +575,13 @@ def serve(
 
     name = resolve_model(model or cfg.model)
     preset = presets.for_machine(name)
-    if name in NANO_MODELS:
+    if weights == "dummy":
+        from gptoss_lab import dummy
+
+        print(dummy.NOTE, file=sys.stderr)
+        extra_args = [*dummy.serve_args(name), *extra_args]
+        name = str(dummy.model_folder(name))
+    elif name in NANO_MODELS:
         from gptoss_lab import nano
 
         name = str(nano.path() if name == "nano" else nano.plain_path())

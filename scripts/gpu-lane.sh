@@ -5,6 +5,8 @@
 #   scripts/gpu-lane.sh unpack BUNDLE...   unpack site-packages bundles (tar.zst) into $SITE
 #   scripts/gpu-lane.sh nano               build nano with this vLLM, then start the server (detached)
 #   scripts/gpu-lane.sh test NOTEBOOK...   run notebooks with nbmake against that server
+#   scripts/gpu-lane.sh perf ...           20b/120b with random weights: start time and
+#                                          `vllm bench serve` per flag set (scripts/gpu-perf.sh)
 #
 # Bundles are made on a machine with internet: every wheel vLLM and the lab need
 # that the GPU image lacks, installed with `pip install --target` for its Python
@@ -75,5 +77,6 @@ case "${1:-}" in
   unpack) shift; unpack "$@" ;;
   nano) nano ;;
   test) shift; test_notebooks "$@" ;;
-  *) say "usage: $0 unpack BUNDLE... | nano | test NOTEBOOK..."; exit 2 ;;
+  perf) shift; exec scripts/gpu-perf.sh "$@" ;;
+  *) say "usage: $0 unpack BUNDLE... | nano | test NOTEBOOK... | perf ..."; exit 2 ;;
 esac
