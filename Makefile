@@ -14,7 +14,7 @@ help:
 	@echo "make browser         install Debian's chromium for tests/test_browser.py (apt-get, as root; else it is skipped)"
 	@echo "make sandbox         install bubblewrap for the python built-in tool (apt-get, as root)"
 	@echo "make test-gpu        every notebook against a real model on a GPU runner (GPU_MODEL=...)"
-	@echo "make lint            ruff on the package, tests and notebooks; notebooks must be output-free"
+	@echo "make lint            ruff, the import layers (scripts/check_layers.py); notebooks must be output-free"
 	@echo "make doctor          check this machine"
 
 setup:
@@ -80,7 +80,8 @@ test-gpu:
 	@bash scripts/check-no-vllm.sh $(RUN_ID)
 
 lint: setup
-	.venv/bin/ruff check gptoss_lab tests notebooks benchmarks conftest.py
+	.venv/bin/ruff check gptoss_lab tests notebooks benchmarks conftest.py scripts
+	$(PY) scripts/check_layers.py
 	$(PY) scripts/check_notebooks.py $$(git ls-files 'notebooks/*.ipynb')
 
 format: setup

@@ -28,9 +28,9 @@ def disable_tracing() -> None:
 
 
 def _server() -> Any:
-    from gptoss_lab import server
+    from gptoss_lab.launch import current
 
-    return server.current()
+    return current()
 
 
 def responses_model() -> Any:

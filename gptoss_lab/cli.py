@@ -45,7 +45,7 @@ def _nano(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     from gptoss_lab.errors import ServerError
-    from gptoss_lab.server import serve
+    from gptoss_lab.launch import serve
 
     server = serve(args.model, host=args.host, port=args.port)
     if server.attached:
@@ -66,7 +66,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _stop(args: argparse.Namespace) -> int:
-    from gptoss_lab.server import orphans, stop_port
+    from gptoss_lab.registry import orphans, stop_port
 
     if args.port is None:
         found = orphans()
@@ -89,7 +89,7 @@ def _lab(args: argparse.Namespace) -> int:
     import secrets
     import subprocess
 
-    from gptoss_lab.server import serve
+    from gptoss_lab.launch import serve
 
     def _terminate(signum: int, frame: object) -> None:
         raise KeyboardInterrupt  # run the finally below: the server stops with JupyterLab

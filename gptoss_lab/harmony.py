@@ -261,7 +261,7 @@ def replay(tokens: Sequence[int], *, delay: float = 0.0, show: bool = True) -> l
     parser = StreamableParser(encoding(), role=Role.ASSISTANT)
     states: list[ParserState] = []
     handle = None
-    from gptoss_lab.display import in_jupyter
+    from gptoss_lab.jupyter import in_jupyter
 
     if show and in_jupyter():
         from IPython.display import HTML, display

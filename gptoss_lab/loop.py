@@ -263,9 +263,9 @@ def _chat_turn(history: list[Any], effort: str | None, schemas: list[Any], **kwa
 
 
 def _server_drops_tool_calls() -> bool:
-    from gptoss_lab import server
+    from gptoss_lab.attach import current as current_server
 
-    current = server.current()
+    current = current_server()
     return parsers.tool_calls_missing(current.url, current.model_id(), current.api_key)
 
 

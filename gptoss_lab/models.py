@@ -39,6 +39,15 @@ def is_nano(model: str | None = None) -> bool:
     return folder.is_absolute() and (folder / NANO_MARKER).is_file()
 
 
+def resolve_model(model: str) -> str:
+    """Map ``auto`` to ``nano`` (no GPU) or ``openai/gpt-oss-20b`` (GPU); any other model key is itself."""
+    from gptoss_lab.hardware import has_gpu
+
+    if model == "auto":
+        return "openai/gpt-oss-20b" if has_gpu() else "nano"
+    return model
+
+
 def served_name(model: str) -> str:
     """The name a server started for model key ``model`` reports in ``/v1/models``."""
     return NANO_MODELS.get(model, model)

@@ -27,8 +27,7 @@ def engine_args(model: str | None = None, **kwargs: Any) -> dict[str, Any]:
     from gptoss_lab import harmony, vocab
     from gptoss_lab.config import settings
     from gptoss_lab.hardware import has_gpu
-    from gptoss_lab.models import NANO_MODELS, is_nano
-    from gptoss_lab.server import resolve_model
+    from gptoss_lab.models import NANO_MODELS, is_nano, resolve_model
     from gptoss_lab.vllm_cli import patch_version_lookup
 
     vocab.ensure()
@@ -82,8 +81,8 @@ def gpu_share(model: str, free_gib: float, total_gib: float) -> float:
         LabError: less is free than ``model`` needs, with what to do about it.
     """
     from gptoss_lab.errors import LabError
+    from gptoss_lab.launch import stop_hint
     from gptoss_lab.presets import MODEL_MEMORY_GIB
-    from gptoss_lab.server import stop_hint
 
     need = MODEL_MEMORY_GIB.get(model, 0)
     usable = free_gib - 1.0  # leave room for the CUDA context and allocator slack

@@ -76,15 +76,15 @@ def run_vllm_bench(base_url: str | None = None, *, input_len: int = 128, output_
     Raises:
         CrossCheckError: the command failed (its last output lines are in the message).
     """
-    from gptoss_lab.client import _key
     from gptoss_lab.client import base_url as lab_url
+    from gptoss_lab.client import server_key
 
     url = base_url or lab_url()
     with tempfile.TemporaryDirectory(prefix="vllm-bench-") as folder:
         result_file = Path(folder) / "result.json"
         command = vllm_bench_command(url, input_len=input_len, output_len=output_len, concurrency=concurrency,
                                      requests=requests, warmup=warmup, seed=seed, result_file=result_file)
-        env = bench_env(_key())
+        env = bench_env(server_key())
         started = time.perf_counter()
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)

@@ -141,11 +141,11 @@ async def arun(workload: WorkloadName = "chat", *, requests: int = 8, concurrenc
                model: str | None = None, timeout: float = 300.0, progress: bool = True,
                percentiles: Sequence[float] = (99,)) -> RunResult:
     """Benchmark one workload at one load; the awaitable form of :func:`run`."""
-    from gptoss_lab.client import _key
     from gptoss_lab.client import base_url as lab_url
+    from gptoss_lab.client import server_key
 
     url = (base_url or lab_url()).rstrip("/") + "/"
-    key = api_key if api_key is not None else _key()
+    key = api_key if api_key is not None else server_key()
     work = Workload(workload, input_len=input_len, output_len=output_len, seed=seed)
     settings = {"workload": workload, "requests": requests, "concurrency": concurrency, "rate": rate,
                 "warmup": warmup, "input_len": input_len if workload == "completions" else None,

@@ -162,11 +162,11 @@ def _served_root() -> str:
     """The served model's path or Hugging Face id (``root`` in ``/v1/models``)."""
     import httpx
 
-    from gptoss_lab.client import _key
     from gptoss_lab.client import base_url as lab_url
+    from gptoss_lab.client import server_key
 
     try:
-        headers = {"Authorization": f"Bearer {key}"} if (key := _key()) else {}
+        headers = {"Authorization": f"Bearer {key}"} if (key := server_key()) else {}
         response = httpx.get(lab_url() + "/models", headers=headers, timeout=5.0)
         response.raise_for_status()
         model = response.json()["data"][0]

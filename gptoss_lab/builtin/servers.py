@@ -177,7 +177,7 @@ def start(
         raise ServerError(f"Unknown built-in tool(s) {unknown}: choose from {list(TOOL_NAMES)}, "
                           "e.g. lab.serve(builtin_tools=['browser']).")
     if log_dir is None:
-        from gptoss_lab.server import log_dir as server_log_dir
+        from gptoss_lab.config import log_dir as server_log_dir
 
         log_dir = server_log_dir()
     if "python" in names:

@@ -93,7 +93,7 @@ def refuse_if_served(folder: Path) -> None:
     Raises:
         NanoBuildError: naming the server's port and the command that stops it.
     """
-    from gptoss_lab.server import running
+    from gptoss_lab.registry import running
 
     for record in running():
         if Path(str(record.get("model"))) == folder:

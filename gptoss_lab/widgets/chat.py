@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from gptoss_lab.display import StreamResult, _Collector
+from gptoss_lab.display import StreamCollector, StreamResult
 from gptoss_lab.errors import LabError
 from gptoss_lab.loop import ToolRun, chat_assistant_message, chat_tool_message, run_calls
 from gptoss_lab.tools import Tool
@@ -186,7 +186,7 @@ def run_turn(client: Any, history: Sequence[dict[str, Any]], prompt: str, option
 def _stream_one(client: Any, body: dict[str, Any], turn: Turn, cancel: Cancel,
                 on_update: Callable[[Turn], None], interval: float) -> tuple[StreamResult, str | None]:
     cancel.check()
-    collector = _Collector()
+    collector = StreamCollector()
     turn.current = collector.result
     finish_reason = None
     stream = client.chat.completions.create(**body, stream=True, stream_options={"include_usage": True})

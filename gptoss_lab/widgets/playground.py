@@ -296,9 +296,9 @@ class Playground(WidgetView):
         import httpx
         from openai import OpenAI
 
-        from gptoss_lab.client import _key, base_url
+        from gptoss_lab.client import base_url, server_key
 
-        key = (base_url(), _key())
+        key = (base_url(), server_key())
         if key not in self._clients:
             self._clients = {key: OpenAI(base_url=key[0], api_key=key[1], max_retries=0,
                                          timeout=httpx.Timeout(600.0, connect=5.0))}
