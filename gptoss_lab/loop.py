@@ -19,18 +19,10 @@ from typing import Any, Literal
 
 from gptoss_lab import parsers
 from gptoss_lab.client import Result, ToolCallRequest, base_url, chat, error_message, respond
-from gptoss_lab.errors import LabError, ToolParserError
+from gptoss_lab.errors import ScriptedModelError, ToolLoopError, ToolParserError
 from gptoss_lab.tools import Tool, run_call
 
 Api = Literal["chat", "responses"]
-
-
-class ToolLoopError(LabError):
-    """The model kept calling tools past ``max_turns``; ``.transcript`` holds what happened."""
-
-    def __init__(self, message: str, transcript: Transcript) -> None:
-        super().__init__(message)
-        self.transcript = transcript
 
 
 # --- the shapes handed back to the model -------------------------------------------------------
@@ -223,7 +215,7 @@ def scripted_model(*turns: Result, repeat_last: bool = False, then_server: bool 
             return remaining.pop(0)
         if then_server:
             return None
-        raise LabError(f"scripted_model ran out of turns after {len(turns)}; give it another turn, or pass "
+        raise ScriptedModelError(f"scripted_model ran out of turns after {len(turns)}; give it another turn, or pass "
                        "repeat_last=True or then_server=True")
 
     return answer

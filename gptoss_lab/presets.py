@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from gptoss_lab.errors import LabError
+from gptoss_lab.errors import PresetError
 from gptoss_lab.models import NANO_MODELS
 
 Hardware = Literal["h200", "h100", "a100", "b200", "l40s", "cpu"]
@@ -44,9 +44,6 @@ NANO_ENV = {
 # GiB of GPU memory a model needs in total: MXFP4 weights plus a working KV cache.
 MODEL_MEMORY_GIB = {"openai/gpt-oss-20b": 16, "openai/gpt-oss-120b": 70, **{m: 1 for m in NANO_MODELS}}
 
-
-class PresetError(LabError):
-    """The model cannot be served on this hardware."""
 
 
 @dataclass(frozen=True)

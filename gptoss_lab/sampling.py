@@ -20,7 +20,7 @@ def engine_args(model: str | None = None, **kwargs: Any) -> dict[str, Any]:
     ``GPTOSS_LAB_MODEL``. nano gets small, eager settings that fit a CPU (and no prefix
     caching: its contract is exact greedy replay); a real model on a GPU gets the GPU
     memory that is free now (a model server may hold the rest), or a
-    :class:`~gptoss_lab.errors.LabError` saying how to stop the server when too little is
+    :class:`~gptoss_lab.errors.GPUMemoryError` saying how to stop the server when too little is
     free. Extra keyword arguments go to ``vllm.LLM`` as they are. Taught in
     ``notebooks/05_harmony.ipynb``.
     """
@@ -78,16 +78,16 @@ def gpu_share(model: str, free_gib: float, total_gib: float) -> float:
     start when less than that is free, so a server already holding 90% leaves 10%.
 
     Raises:
-        LabError: less is free than ``model`` needs, with what to do about it.
+        GPUMemoryError: less is free than ``model`` needs, with what to do about it.
     """
-    from gptoss_lab.errors import LabError
+    from gptoss_lab.errors import GPUMemoryError
     from gptoss_lab.launch import stop_hint
     from gptoss_lab.presets import MODEL_MEMORY_GIB
 
     need = MODEL_MEMORY_GIB.get(model, 0)
     usable = free_gib - 1.0  # leave room for the CUDA context and allocator slack
     if usable < need:
-        raise LabError(
+        raise GPUMemoryError(
             f"{model} needs about {need} GiB of GPU memory for an in-process engine, and {free_gib:.1f} of "
             f"{total_gib:.0f} GiB are free: the model server probably holds the rest. This step needs the GPU "
             f"memory a second copy of the model takes; stop the server first: {stop_hint()}."

@@ -26,7 +26,7 @@ from typing import Any
 
 from gptoss_lab.bench.load import run
 from gptoss_lab.bench.results import RunResult
-from gptoss_lab.errors import LabError
+from gptoss_lab.errors import CrossCheckError
 
 COMPARED = ("output_throughput", "median_ttft_ms")
 """The figures that must agree."""
@@ -39,10 +39,6 @@ SHOWN = (
     ("median_tpot_ms", "median TPOT (ms)"), ("median_itl_ms", "median ITL (ms)"),
     ("median_e2el_ms", "median E2E latency (ms)"),
 )
-
-
-class CrossCheckError(LabError):
-    """``vllm bench serve`` did not run or left no result."""
 
 
 def vllm_bench_command(base_url: str, *, input_len: int, output_len: int, concurrency: int, requests: int,

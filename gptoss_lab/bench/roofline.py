@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from gptoss_lab.errors import LabError
+from gptoss_lab.errors import RooflineError
 
 Format = Literal["mxfp4", "bf16"]
 MXFP4_BITS = 4 + 8 / 32
@@ -33,10 +33,6 @@ BANDWIDTH_TBS: dict[str, float] = {
 }
 """Peak memory bandwidth (TB/s) from the vendors' data sheets: H100 SXM, H200 SXM, A100 80GB SXM, B200, L40S.
 An H100 PCIe has 2.0 TB/s and an A100 40GB 1.555 TB/s: pass ``bandwidth_tbs=`` for those."""
-
-
-class RooflineError(LabError):
-    """The roofline cannot be computed (unknown model or device)."""
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from typing import Any
 from gptoss_lab import process
 from gptoss_lab.builtin import auth
 from gptoss_lab.config import private_dir
-from gptoss_lab.errors import ServerError
+from gptoss_lab.errors import ServerError, UnknownToolError
 
 TOOL_NAMES = ("browser", "python")
 """The built-in tools the lab can serve: harmony's namespaces of the same names."""
@@ -167,14 +167,15 @@ def start(
         log_dir: where logs go (default: the lab's server log folder).
 
     Raises:
-        ServerError: an unknown name, or a server that exited or did not answer in time
+        UnknownToolError: a name that is not in TOOL_NAMES.
+        ServerError: a server that exited or did not answer in time
             (every server started is stopped first).
         SandboxError: ``python`` was named and bubblewrap is missing or cannot run here.
     """
     names = [names] if isinstance(names, str) else list(names)
     unknown = [n for n in names if n not in TOOL_NAMES]
     if unknown:
-        raise ServerError(f"Unknown built-in tool(s) {unknown}: choose from {list(TOOL_NAMES)}, "
+        raise UnknownToolError(f"Unknown built-in tool(s) {unknown}: choose from {list(TOOL_NAMES)}, "
                           "e.g. lab.serve(builtin_tools=['browser']).")
     if log_dir is None:
         from gptoss_lab.config import log_dir as server_log_dir

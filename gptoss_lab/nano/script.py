@@ -405,7 +405,10 @@ def completion_tokens(reply: Reply, encoding: Any) -> list[int]:
     tokens: list[int] = []
     for message in messages:
         tokens += encoding.render(message)
-    assert tokens[:2] == [START, ASSISTANT], tokens[:2]
+    if tokens[:2] != [START, ASSISTANT]:
+        raise ScriptError(f"harmony rendered an assistant message that does not open with <|start|>assistant "
+                          f"(ids {tokens[:2]}): the installed openai-harmony renders differently from the one "
+                          "the script was written for. Reinstall the harmony vLLM brings: `make setup`.")
     tokens = tokens[2:]
     if tokens[-1] == END:
         tokens[-1] = RETURN

@@ -18,7 +18,7 @@ from typing import Any
 
 from gptoss_lab.client import ToolCallRequest
 from gptoss_lab.display import call_html
-from gptoss_lab.errors import LabError
+from gptoss_lab.errors import LabError, ServerError
 from gptoss_lab.tools import Tool
 from gptoss_lab.widgets.chat import Cancel, Cancelled, Effort, Options, Turn, run_turn
 from gptoss_lab.widgets.view import WidgetView
@@ -307,7 +307,7 @@ class Playground(WidgetView):
     def _first_model(self, client: Any) -> str:
         ids = [m.id for m in client.models.list().data]
         if not ids:
-            raise LabError("The server serves no model; restart it with lab.serve().")
+            raise ServerError("The server serves no model; restart it with lab.serve().")
         with self._lock:
             self.model.options = ids
             self.model.value = ids[0]
