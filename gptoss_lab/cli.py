@@ -71,7 +71,7 @@ def _stop(args: argparse.Namespace) -> int:
     if args.port is None:
         found = orphans()
         for record in found:
-            stop_port(int(record["port"]))  # type: ignore[arg-type]
+            stop_port(int(record["port"]))
             print(f"stopped orphaned server on port {record['port']} ({record['model']})")
         if not found:
             print("no orphaned lab server found")
@@ -123,12 +123,12 @@ def _bench(args: argparse.Namespace) -> int:
     common = {"requests": args.requests, "rate": args.rate, "warmup": args.warmup, "input_len": args.input_len,
               "output_len": args.output_len, "base_url": args.base_url}
     if len(args.concurrency) == 1:
-        result: bench.RunResult | bench.Sweep = bench.run(
-            args.workload, concurrency=args.concurrency[0], **{**common, "requests": args.requests or 8})
-        runs = [result]
+        single = bench.run(args.workload, concurrency=args.concurrency[0], **{**common, "requests": args.requests or 8})
+        result: bench.RunResult | bench.Sweep = single
+        runs = [single]
     else:
-        result = bench.sweep(args.workload, args.concurrency, **common)
-        runs = result.runs
+        sweep = bench.sweep(args.workload, args.concurrency, **common)
+        result, runs = sweep, sweep.runs
     print(result)
     json_path, csv_path = bench.save(result, args.out)
     print(f"saved {json_path} and {csv_path}")

@@ -6,11 +6,14 @@ import re
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from gptoss_lab import active
 from gptoss_lab.config import settings
 from gptoss_lab.errors import HarmonyParseError, LabWarning
+
+if TYPE_CHECKING:
+    from openai import AsyncOpenAI, OpenAI
 
 T = TypeVar("T")
 
@@ -36,7 +39,7 @@ def base_url() -> str:
     return current.url if current else settings().url
 
 
-def client(**kwargs: Any):  # -> openai.OpenAI
+def client(**kwargs: Any) -> OpenAI:
     """Return ``openai.OpenAI`` pointed at the running vLLM server."""
     from openai import DefaultHttpxClient, OpenAI
 
@@ -48,10 +51,10 @@ def client(**kwargs: Any):  # -> openai.OpenAI
     return OpenAI(base_url=base_url(), api_key=server_key(), **kwargs)
 
 
-_SHARED: dict[tuple[str, str], Any] = {}
+_SHARED: dict[tuple[str, str], OpenAI] = {}
 
 
-def _shared():  # -> openai.OpenAI
+def _shared() -> OpenAI:
     """One client per server for the helpers: its connection pool is reused across calls."""
     key = (base_url(), server_key())
     if key not in _SHARED:
@@ -62,7 +65,7 @@ def _shared():  # -> openai.OpenAI
     return _SHARED[key]
 
 
-def async_client(**kwargs: Any):  # -> openai.AsyncOpenAI
+def async_client(**kwargs: Any) -> AsyncOpenAI:
     """Return ``openai.AsyncOpenAI`` pointed at the running vLLM server."""
     from openai import AsyncOpenAI, DefaultAsyncHttpxClient
 
@@ -189,7 +192,8 @@ def chat(messages: list[dict[str, Any]], *, effort: str | None = None, **kwargs:
     response = send(_shared().chat.completions.create, model=model_name(), messages=messages, **kwargs)
     message = response.choices[0].message
     calls = tuple(
-        ToolCallRequest(c.id, c.function.name, c.function.arguments) for c in message.tool_calls or ()
+        ToolCallRequest(c.id, c.function.name, c.function.arguments)
+        for c in message.tool_calls or () if c.type == "function"  # vLLM returns no custom tool calls
     )
     return Result(reasoning_of(message), message.content, calls, usage_counts(response.usage), response)
 

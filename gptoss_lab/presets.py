@@ -12,7 +12,7 @@ reasoning and tool calls. Taught in ``notebooks/01_serve.ipynb``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from gptoss_lab.errors import PresetError
 from gptoss_lab.models import NANO_MODELS
@@ -65,8 +65,8 @@ class Preset:
         return [*self.args, *tp, *PARSER_FLAGS]
 
 
-def _p(name: str, model: str, hw: Hardware, args: tuple[str, ...] = (), **kw: object) -> Preset:
-    return Preset(name=name, model=model, hardware=hw, args=args, **kw)  # type: ignore[arg-type]
+def _p(name: str, model: str, hw: Hardware, args: tuple[str, ...] = (), **kw: Any) -> Preset:
+    return Preset(name=name, model=model, hardware=hw, args=args, **kw)
 
 
 B200_ENV = {"VLLM_USE_FLASHINFER_MOE_MXFP4_MXFP8": "1"}
@@ -115,10 +115,12 @@ def hardware_class(gpu_name: str | None) -> Hardware:
     if not gpu_name:
         return "cpu"
     name = gpu_name.upper()
-    for key, hw in (("H200", "h200"), ("GH200", "h200"), ("H100", "h100"), ("H800", "h100"),
-                    ("B200", "b200"), ("B100", "b200"), ("A100", "a100"), ("A800", "a100")):
+    classes: tuple[tuple[str, Hardware], ...] = (
+        ("H200", "h200"), ("GH200", "h200"), ("H100", "h100"), ("H800", "h100"),
+        ("B200", "b200"), ("B100", "b200"), ("A100", "a100"), ("A800", "a100"))
+    for key, hw in classes:
         if key in name:
-            return hw  # type: ignore[return-value]
+            return hw
     return "l40s"  # L40S, L40, L4, A10G, RTX cards: the 24-48 GB class
 
 

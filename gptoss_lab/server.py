@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 import httpx
 
-from gptoss_lab import active, process, progress, registry
+from gptoss_lab import active, process, registry, startup
 from gptoss_lab.config import private_dir, server_log_path, url_host
 from gptoss_lab.diagnose import diagnose
 from gptoss_lab.errors import ServerError
@@ -118,9 +118,9 @@ class VLLMServer:
             ServerError: the process exited, or ``timeout`` seconds passed. The
                 process group is stopped first and the log's last lines are shown.
         """
-        show = progress.printer() if progress else (lambda _p, _t: None)
+        show = startup.printer() if progress else (lambda _p, _t: None)
         started = time.monotonic()
-        offset, phase = 0, progress.STARTING
+        offset, phase = 0, startup.STARTING
         with httpx.Client(timeout=2.0) as http:
             while True:
                 elapsed = time.monotonic() - started
@@ -130,7 +130,7 @@ class VLLMServer:
                 if code is not None:
                     self._fail(f"vLLM exited with code {code} while starting.")
                 if self._healthy(http):
-                    show(progress.READY, elapsed)
+                    show(startup.READY, elapsed)
                     return self
                 if elapsed > timeout:
                     self._fail(
@@ -236,7 +236,7 @@ class VLLMServer:
             f.seek(offset)
             chunk = f.read().decode(errors="replace")
             offset = f.tell()
-        return offset, progress.advance(chunk, phase)
+        return offset, startup.advance(chunk, phase)
 
     def _fail(self, headline: str, extra: str = "") -> NoReturn:
         tail = self.logs(25)

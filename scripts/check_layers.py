@@ -22,7 +22,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         "diagnose", "tools", "jupyter", "active",
     ]),
     ("settings and file layout", ["config"]),
-    ("models, presets and data", ["models", "presets", "vocab", "examples", "progress", "registry"]),
+    ("models, presets and data", ["models", "presets", "vocab", "examples", "startup", "registry"]),
     ("one server's lifecycle", ["server"]),
     ("attaching: the active server", ["attach"]),
     ("requests and what they show", ["client", "display", "harmony", "loop", "describe"]),

@@ -185,8 +185,8 @@ def crosscheck(*, input_len: int = 128, output_len: int = 64, concurrency: int =
 
     Taught in ``notebooks/06_benchmark.ipynb``.
     """
-    load = {"input_len": input_len, "output_len": output_len, "concurrency": concurrency, "requests": requests,
-            "warmup": warmup, "seed": seed}
+    load: dict[str, Any] = {"input_len": input_len, "output_len": output_len, "concurrency": concurrency,
+                            "requests": requests, "warmup": warmup, "seed": seed}
     labs: list[RunResult] = []
     vllms: list[dict[str, Any]] = []
     command: list[str] = []

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from transformers import GptOssConfig
 
 HIDDEN = 128
 LAYERS = 2
@@ -20,7 +24,7 @@ EXPERTS_PER_TOKEN = 2
 MAX_MODEL_LEN = 4096
 
 
-def config():  # -> transformers.GptOssConfig
+def config() -> GptOssConfig:
     """Return the nano ``GptOssConfig``."""
     from transformers import GptOssConfig
 

@@ -214,8 +214,8 @@ def check_faithful(where: str, api: Api, request: dict[str, Any], reply: Reply) 
     texts = [reply.reasoning, reply.final or "", *(c.arguments_text for c in reply.tool_calls),
              reply.builtin.text if reply.builtin else ""]
     for text in texts:
-        if _SPECIAL.search(text):
-            raise refuse(f"the text {text[:60]!r} contains {_SPECIAL.search(text).group()!r}, which renders "
+        if special := _SPECIAL.search(text):
+            raise refuse(f"the text {text[:60]!r} contains {special.group()!r}, which renders "
                          "as a harmony special token that gpt-oss never writes inside a message")
 
 

@@ -293,15 +293,14 @@ class Playground(WidgetView):
     # -- the server --------------------------------------------------------------------
     def _client(self) -> Any:
         """An ``openai.OpenAI`` for the current server that fails fast when nothing answers."""
-        import httpx
-        from openai import OpenAI
+        from openai import OpenAI, Timeout
 
         from gptoss_lab.client import base_url, server_key
 
         key = (base_url(), server_key())
         if key not in self._clients:
             self._clients = {key: OpenAI(base_url=key[0], api_key=key[1], max_retries=0,
-                                         timeout=httpx.Timeout(600.0, connect=5.0))}
+                                         timeout=Timeout(600.0, connect=5.0))}
         return self._clients[key]
 
     def _first_model(self, client: Any) -> str:

@@ -195,10 +195,10 @@ class ServerPanel(WidgetView):
 
 
 def _phase(log_text: str) -> str:
-    """The start-up phase the log has reached (the phases of :data:`gptoss_lab.progress.PHASES`)."""
-    from gptoss_lab import progress
+    """The start-up phase the log has reached (the phases of :data:`gptoss_lab.startup.PHASES`)."""
+    from gptoss_lab import startup
 
-    return progress.advance(log_text)
+    return startup.advance(log_text)
 
 
 def server_panel(model: str | None = None, *, log_lines: int = 15, timeout: float | None = None) -> ServerPanel:
