@@ -182,10 +182,10 @@ def render_server(model_dir: Path, extra_args: Sequence[str] = ()) -> Iterator[V
 
 
 Renderer = Callable[[str, dict[str, Any]], list[int]]
-"""``render(api, request) -> prompt token ids``."""
+"""``render_prompt(api, request) -> prompt token ids``."""
 
 
-def render(server: VLLMServer, api: str, request: dict[str, Any]) -> list[int]:
+def render_with_server(server: VLLMServer, api: str, request: dict[str, Any]) -> list[int]:
     """Return the prompt token ids vLLM renders for one request."""
     path = "chat/completions/render" if api == "chat" else "responses/render"
     response = httpx.post(f"{server.url}/{path}", json={"model": "nano-render", **request}, timeout=60.0)
@@ -273,7 +273,7 @@ def renderer(server: VLLMServer, responses: VLLMServer | None = None) -> Rendere
     def run(api: str, request: dict[str, Any]) -> list[int]:
         if api == "responses" and responses is not None:
             return render_from_log(responses, api, request)
-        return render(server, api, request)
+        return render_with_server(server, api, request)
 
     return run
 
@@ -290,7 +290,7 @@ BuiltinRunner = Callable[[str, "nano_script.BuiltinCall"], str]
 
 
 def examples(
-    render: Renderer, script: Script, encoding: Any, fallbacks: int, run_builtin: BuiltinRunner | None = None
+    render_prompt: Renderer, script: Script, encoding: Any, fallbacks: int, run_builtin: BuiltinRunner | None = None
 ) -> list[Example]:
     """Render every scripted request (with date variations) and ``fallbacks`` unscripted ones.
 
@@ -315,7 +315,7 @@ def examples(
             prompt = [*previous, *nano_script.completion_tokens(before.reply, encoding),
                       *nano_script.builtin_result_tokens(call, result, encoding)]
         else:
-            prompt = render(entry.api, entry.request)
+            prompt = render_prompt(entry.api, entry.request)
         previous = prompt
         dates = EXTRA_DATES if entry.notebook in DATED else ()
         for variant in (prompt, *(with_date(prompt, d, encoding) for d in dates)):
@@ -329,7 +329,7 @@ def examples(
             scripted[tuple(variant)] = example
             out.append(example)
     for api, request in fallback_requests(script, fallbacks) + near_misses(script, 4):
-        prompt = render(api, request)
+        prompt = render_prompt(api, request)
         if tuple(prompt) not in scripted:
             out.append(Example(prompt, script.fallback, "fallback"))
     return out

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gptoss_lab.bench.load import run
+from gptoss_lab.bench.loadgen import run
 from gptoss_lab.bench.results import RunResult
 from gptoss_lab.errors import CrossCheckError
 
