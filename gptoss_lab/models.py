@@ -16,6 +16,12 @@ NANO_MODELS: dict[str, str] = {"nano": "gpt-oss-nano", "nano-plain": "gpt-oss-na
 NANO_MARKER = "nano.json"
 """The file a nano build writes into its checkpoint folder."""
 
+NANO_CONTEXT = 4096
+"""nano's context length: its checkpoint's ``max_position_embeddings`` and every nano engine's ``max_model_len``."""
+
+NANO_DATE = "2026-01-01"
+"""The system-message date nano replays its script for (vLLM's ``VLLM_SYSTEM_START_DATE``)."""
+
 
 def is_nano(model: str | None = None) -> bool:
     """True when ``model`` is gpt-oss-nano or nano-plain (default: ``GPTOSS_LAB_MODEL``).

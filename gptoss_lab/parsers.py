@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import httpx
 
+from gptoss_lab.api import auth_headers
+
 TOOL_FLAGS = "--tool-call-parser openai --enable-auto-tool-choice"
 """The flags Chat Completions needs to return gpt-oss tool calls (the lab's presets pass them)."""
 
@@ -65,9 +67,8 @@ def tool_calls_missing(url: str, model: str, api_key: str = "", timeout: float =
         "return_tokens_as_token_ids": True,
         "max_tokens": 1,
     }
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     try:
-        response = httpx.post(f"{url}/chat/completions", json=body, headers=headers, timeout=timeout)
+        response = httpx.post(f"{url}/chat/completions", json=body, headers=auth_headers(api_key), timeout=timeout)
     except httpx.HTTPError:
         return False
     if response.status_code == 400:

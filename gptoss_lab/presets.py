@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from gptoss_lab.errors import PresetError
-from gptoss_lab.models import NANO_MODELS
+from gptoss_lab.models import NANO_CONTEXT, NANO_DATE, NANO_MODELS
 
 Hardware = Literal["h200", "h100", "a100", "b200", "l40s", "cpu"]
 
@@ -31,14 +31,13 @@ def nano_args(model: str = "nano") -> tuple[str, ...]:
 
     Greedy by default: nano's contract is exact replay under greedy decoding.
     """
-    return ("--max-model-len", "4096", "--served-model-name", NANO_MODELS[model],
+    return ("--max-model-len", str(NANO_CONTEXT), "--served-model-name", NANO_MODELS[model],
             "--override-generation-config", '{"temperature": 0}')
 
 
 NANO_ARGS = nano_args()
 NANO_ENV = {
-    # nano replays its script for this system-message date (gptoss_lab.nano.render).
-    "VLLM_SYSTEM_START_DATE": "2026-01-01",
+    "VLLM_SYSTEM_START_DATE": NANO_DATE,
 }
 
 # GiB of GPU memory a model needs in total: MXFP4 weights plus a working KV cache.
@@ -75,10 +74,9 @@ A100_120B = ("--async-scheduling", "--max-model-len", "32768", "--max-num-batche
 PRESETS: dict[str, Preset] = {
     p.name: p
     for p in (
-        # No torch.compile: benchmarks/startup.py measured 68.7 s -> 57.1 s to ready on 2 cores
-        # (warm compile cache vs eager). Running the worker inside the engine process
-        # (--distributed-executor-backend uni) saved nothing measurable (66.7 s).
-        # No prefix caching on CPU: a cached prefix is read by a second attention path, and
+        # No torch.compile on CPU: eager reaches ready sooner than a warm compile cache, and the
+        # in-process worker (--distributed-executor-backend uni) gains nothing (docs/decisions.md,
+        # benchmarks/startup.py). No prefix caching on CPU: a cached prefix is read by a second attention path, and
         # nano's contract is exact greedy replay (see gptoss_lab.sampling.engine).
         *(
             _p(f"{m}-cpu", m, "cpu", (*nano_args(m), "--enforce-eager", "--no-enable-prefix-caching"),

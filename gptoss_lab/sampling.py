@@ -27,14 +27,14 @@ def engine_args(model: str | None = None, **kwargs: Any) -> dict[str, Any]:
     from gptoss_lab import harmony, vocab
     from gptoss_lab.config import settings
     from gptoss_lab.hardware import has_gpu
-    from gptoss_lab.models import NANO_MODELS, is_nano, resolve_model
+    from gptoss_lab.models import NANO_CONTEXT, NANO_MODELS, is_nano, resolve_model
     from gptoss_lab.vllm_cli import patch_version_lookup
 
     vocab.ensure()
     harmony.encoding()
     patch_version_lookup()
-    # Start the engine process with spawn, never fork. In a Jupyter kernel run by nbmake on an
-    # H100 (vLLM 0.26) a forked engine core died at start with no output; spawned, it ran.
+    # Start the engine process with spawn, never fork: a forked engine core inside a Jupyter kernel
+    # can die at start with no output (docs/decisions.md).
     os.environ.setdefault("VLLM_WORKER_MULTIPROC_METHOD", "spawn")
     name = resolve_model(model or settings().model)
     options: dict[str, Any] = {}
@@ -44,8 +44,8 @@ def engine_args(model: str | None = None, **kwargs: Any) -> dict[str, Any]:
 
             name = str(nano.path() if name == "nano" else nano.plain_path())
         # No prefix caching: nano's contract is exact greedy replay, and reading a cached
-        # prefix is a second attention path (CI once saw one token of a follow-up differ).
-        options = {"max_model_len": 4096, "enforce_eager": True, "enable_prefix_caching": False}
+        # prefix is a second attention path whose rounding may differ (docs/decisions.md).
+        options = {"max_model_len": NANO_CONTEXT, "enforce_eager": True, "enable_prefix_caching": False}
         if has_gpu():
             options["gpu_memory_utilization"] = 0.3
         else:

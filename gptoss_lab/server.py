@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 import httpx
 
-from gptoss_lab import active, process, registry, startup
+from gptoss_lab import active, api, process, registry, startup
 from gptoss_lab.config import private_dir, server_log_path, url_host
 from gptoss_lab.diagnose import diagnose
 from gptoss_lab.errors import ServerError
@@ -189,8 +189,8 @@ class VLLMServer:
             "messages": [{"role": "user", "content": "Warm-up request from gptoss-lab."}],
             "max_tokens": 64,
         }
-        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-        response = httpx.post(f"{self.url}/chat/completions", json=body, headers=headers, timeout=120.0)
+        response = httpx.post(f"{self.url}/chat/completions", json=body, headers=api.auth_headers(self.api_key),
+                              timeout=120.0)
         if response.status_code != 200:
             # Some failures only show on the first request (vLLM loads the harmony vocabulary lazily).
             self._fail(f"vLLM started, but its first request failed ({response.status_code}): "
@@ -217,10 +217,7 @@ class VLLMServer:
 
     def models(self) -> list[str]:
         """Return the model ids the server serves (``GET /v1/models``)."""
-        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-        response = httpx.get(f"{self.url}/models", headers=headers, timeout=5.0)
-        response.raise_for_status()
-        return [m["id"] for m in response.json()["data"]]
+        return [m["id"] for m in api.models(self.url, self.api_key)]
 
     # -- internals -----------------------------------------------------------------
     def _healthy(self, http: httpx.Client) -> bool:
@@ -251,8 +248,7 @@ class VLLMServer:
 
     def _port_taken_message(self) -> str:
         try:
-            models = httpx.get(f"{self.url}/models", timeout=2.0).json()["data"]
-            names = ", ".join(m["id"] for m in models)
+            names = ", ".join(m["id"] for m in api.models(self.url, timeout=2.0))
             return (
                 f"A vLLM server is already running at {self.url} (serving {names}). Use it with "
                 "`lab.connect()`, stop it with `gptoss-lab stop --port "

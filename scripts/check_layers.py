@@ -19,7 +19,7 @@ PACKAGE = "gptoss_lab"
 LAYERS: list[tuple[str, list[str]]] = [
     ("leaves: no lab imports", [
         "errors", "version", "hardware", "process", "vllm_cli", "harmony_pkg", "redact", "drift", "parsers",
-        "diagnose", "tools", "jupyter", "active",
+        "diagnose", "tools", "jupyter", "active", "api", "aio",
     ]),
     ("settings and file layout", ["config"]),
     ("models, presets and data", ["models", "presets", "vocab", "examples", "startup", "registry"]),

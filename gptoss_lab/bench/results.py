@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 
+from gptoss_lab.api import auth_headers
 from gptoss_lab.bench.metrics import Metrics, RequestRecord
 from gptoss_lab.redact import redact, redact_args
 
@@ -44,9 +45,8 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
 
 
 def _get(url: str, key: str, path: str) -> Any:
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
     try:
-        response = httpx.get(url.rstrip("/") + path, headers=headers, timeout=3.0)
+        response = httpx.get(url.rstrip("/") + path, headers=auth_headers(key), timeout=3.0)
         response.raise_for_status()
         return response.json()
     except (httpx.HTTPError, ValueError):

@@ -10,7 +10,6 @@ token (:mod:`gptoss_lab.builtin.auth`); vLLM is told where they are with
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import os
 import sys
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from gptoss_lab import process
+from gptoss_lab.aio import run_sync
 from gptoss_lab.builtin import auth
 from gptoss_lab.config import private_dir
 from gptoss_lab.errors import ServerError, UnknownToolError
@@ -85,14 +85,12 @@ class ToolServer:
             ServerError: the server has died or does not answer.
         """
         self.check()
-        with concurrent.futures.ThreadPoolExecutor(1) as pool:  # works inside Jupyter's running loop too
-            future = pool.submit(asyncio.run, _call(self.url, tool, arguments or {}, session, timeout))
-            try:
-                return future.result()
-            except Exception as err:
-                self.check()
-                raise ServerError(f"The {self.name} tool server at {self.endpoint} did not answer {tool!r}: "
-                                  f"{_first_cause(err)}. Its log: {self.log_path}") from err
+        try:
+            return run_sync(_call(self.url, tool, arguments or {}, session, timeout))
+        except Exception as err:
+            self.check()
+            raise ServerError(f"The {self.name} tool server at {self.endpoint} did not answer {tool!r}: "
+                              f"{_first_cause(err)}. Its log: {self.log_path}") from err
 
     def stop(self, grace: float = 5.0) -> None:
         """Stop the server's process group."""

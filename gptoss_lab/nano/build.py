@@ -120,7 +120,7 @@ def path(*, build_if_missing: bool = True) -> Path:
     if not build_if_missing:
         raise NanoBuildError(
             f"gpt-oss-nano is not built for this script and these versions ({target}). "
-            "Run `gptoss-lab nano build` (about two minutes)."
+            "Run `gptoss-lab nano build` (it trains nano once, on the CPU; later runs reuse the cache)."
         )
     return build()
 

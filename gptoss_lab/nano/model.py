@@ -10,6 +10,8 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gptoss_lab.models import NANO_CONTEXT
+
 if TYPE_CHECKING:
     from transformers import GptOssConfig
 
@@ -21,7 +23,7 @@ KV_HEADS = 1
 # flip under bf16 rounding and send a memorised continuation down another path.
 EXPERTS = 2
 EXPERTS_PER_TOKEN = 2
-MAX_MODEL_LEN = 4096
+MAX_MODEL_LEN = NANO_CONTEXT
 
 
 def config() -> GptOssConfig:

@@ -27,11 +27,12 @@ import httpx
 
 from gptoss_lab import process
 from gptoss_lab.errors import NanoBuildError
+from gptoss_lab.models import NANO_CONTEXT, NANO_DATE
 from gptoss_lab.nano import script as nano_script
 from gptoss_lab.nano.script import Reply, Script
 from gptoss_lab.server import VLLMServer
 
-SERVED_DATE = "2026-01-01"
+SERVED_DATE = NANO_DATE
 """The date nano's server writes into the system message (``VLLM_SYSTEM_START_DATE``)."""
 EXTRA_DATES = ("2025-08-05", "2027-03-14")
 """Other dates nano is trained on, so a server started without the pin still replays."""
@@ -167,7 +168,7 @@ def render_server(model_dir: Path, extra_args: Sequence[str] = ()) -> Iterator[V
     """
     server = VLLMServer(
         str(model_dir),
-        args=["--max-model-len", "4096", "--served-model-name", "nano-render", *extra_args],
+        args=["--max-model-len", str(NANO_CONTEXT), "--served-model-name", "nano-render", *extra_args],
         port=process.free_port(),
         subcommand=("launch", "render"),
         env={"VLLM_SYSTEM_START_DATE": SERVED_DATE},
