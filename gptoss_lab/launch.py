@@ -1,4 +1,4 @@
-"""The notebook entry points: serve a model (building nano, starting tool servers), attach, stop.
+"""The notebook entry points: serve a model (building nano, starting tool servers), attach, say how to stop.
 
 ``lab.serve()`` resolves the model key, builds gpt-oss-nano when asked for it, starts the built-in
 tool servers and the vLLM server, and makes it the active server. Taught in ``notebooks/01_serve.ipynb``.
