@@ -15,7 +15,7 @@ help:
 	@echo "make browser         install Debian's chromium for tests/test_browser.py (apt-get, as root; else it is skipped)"
 	@echo "make sandbox         install bubblewrap for the python built-in tool (apt-get, as root)"
 	@echo "make test-gpu        every notebook against a real model on a GPU runner (GPU_MODEL=...)"
-	@echo "make lint            ruff on the package, tests and notebooks; notebooks must be output-free"
+	@echo "make lint            ruff, the import layers (scripts/check_layers.py), mypy; notebooks must be output-free"
 	@echo "make doctor          check this machine"
 
 setup:
@@ -81,7 +81,9 @@ test-gpu:
 	@bash scripts/check-no-vllm.sh $(RUN_ID)
 
 lint: setup
-	.venv/bin/ruff check gptoss_lab tests notebooks benchmarks conftest.py
+	.venv/bin/ruff check gptoss_lab tests notebooks benchmarks conftest.py scripts
+	$(PY) scripts/check_layers.py
+	.venv/bin/mypy
 	$(PY) scripts/check_notebooks.py $$(git ls-files 'notebooks/*.ipynb')
 
 format: setup
@@ -93,4 +95,4 @@ lab: setup
 	$(PY) -m gptoss_lab.cli lab
 
 clean:
-	rm -rf .pytest_cache .ruff_cache build dist *.egg-info
+	rm -rf .pytest_cache .ruff_cache .mypy_cache build dist *.egg-info

@@ -270,8 +270,11 @@ def untrained_server(untrained_nano: Path) -> Callable[..., AbstractContextManag
 def _keep_the_current_server() -> Iterator[None]:
     """Give every test the current server it found: a test that attaches elsewhere (``lab.connect``) and stops
     that server must not leave ``lab.current()`` pointing at a dead port for the tests after it."""
-    from gptoss_lab import server
+    from gptoss_lab import active
 
-    before = server._CURRENT
+    before = active.get()
     yield
-    server._CURRENT = before
+    if before is None:
+        active.clear()
+    else:
+        active.set(before)

@@ -22,22 +22,13 @@ from gptoss_lab.display import StreamResult, show_stream
 from gptoss_lab.doctor import Report, doctor, install_commands
 from gptoss_lab.errors import AttachError, LabError, NanoBuildError, ServerError, VocabError, WrongKeyError
 from gptoss_lab.hardware import has_gpu
+from gptoss_lab.launch import connect, current, serve, stop_hint
 from gptoss_lab.loop import ToolLoopError, ToolRun, Transcript, model_turn, run_calls, run_tools, scripted_model
-from gptoss_lab.models import is_nano
-from gptoss_lab.server import (
-    VLLMServer,
-    connect,
-    current,
-    orphans,
-    resolve_model,
-    serve,
-    stop_hint,
-    stop_port,
-)
+from gptoss_lab.models import is_nano, resolve_model
+from gptoss_lab.registry import orphans, stop_port
+from gptoss_lab.server import VLLMServer
 from gptoss_lab.tools import Tool, run_call, tool
-
-__version__ = "0.1.0"
-
+from gptoss_lab.version import __version__
 
 _LAZY = ("agents", "bench", "builtin", "examples", "harmony", "sampling", "widgets")
 """Modules imported on first use (``lab.harmony``, ...): they load pydantic, harmony, the Agents SDK, vLLM

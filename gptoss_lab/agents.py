@@ -28,9 +28,9 @@ def disable_tracing() -> None:
 
 
 def _server() -> Any:
-    from gptoss_lab import server
+    from gptoss_lab.launch import current
 
-    return server.current()
+    return current()
 
 
 def responses_model() -> Any:
@@ -120,8 +120,9 @@ def handed_back(result: Any, model_name: str, *, replay: bool) -> list[dict[str,
     from agents.models.chatcmpl_converter import Converter
 
     hook = replay_reasoning if replay else None
-    return list(Converter.items_to_messages(result.to_input_list(), model=model_name,
-                                            should_replay_reasoning_content=hook))
+    messages: list[Any] = list(Converter.items_to_messages(result.to_input_list(), model=model_name,
+                                                          should_replay_reasoning_content=hook))
+    return messages
 
 
 def assistant_turn(result: Any, model_name: str, *, replay: bool) -> dict[str, Any] | None:
@@ -176,7 +177,7 @@ class _Table:
 
     def rows(self) -> list[dict[str, str]]:
         return [{"path": r.path, "tool called": ", ".join(r.tools_called) or "no",
-                 "final output": r.final if r.error is None else f"error: {r.error}",
+                 "final output": (r.final or "") if r.error is None else f"error: {r.error}",
                  "turns": str(r.turns), "seconds": f"{r.seconds:.2f}"} for r in self.runs]
 
     def __repr__(self) -> str:

@@ -45,7 +45,7 @@ def _nano(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     from gptoss_lab.errors import ServerError
-    from gptoss_lab.server import serve
+    from gptoss_lab.launch import serve
 
     server = serve(args.model, host=args.host, port=args.port, weights="dummy" if args.dummy_weights else "real")
     if server.attached:
@@ -70,12 +70,12 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _stop(args: argparse.Namespace) -> int:
-    from gptoss_lab.server import orphans, stop_port
+    from gptoss_lab.registry import orphans, stop_port
 
     if args.port is None:
         found = orphans()
         for record in found:
-            stop_port(int(record["port"]))  # type: ignore[arg-type]
+            stop_port(int(record["port"]))
             print(f"stopped orphaned server on port {record['port']} ({record['model']})")
         if not found:
             print("no orphaned lab server found")
@@ -93,7 +93,7 @@ def _lab(args: argparse.Namespace) -> int:
     import secrets
     import subprocess
 
-    from gptoss_lab.server import serve
+    from gptoss_lab.launch import serve
 
     def _terminate(signum: int, frame: object) -> None:
         raise KeyboardInterrupt  # run the finally below: the server stops with JupyterLab
@@ -127,12 +127,12 @@ def _bench(args: argparse.Namespace) -> int:
     common = {"requests": args.requests, "rate": args.rate, "warmup": args.warmup, "input_len": args.input_len,
               "output_len": args.output_len, "base_url": args.base_url}
     if len(args.concurrency) == 1:
-        result: bench.RunResult | bench.Sweep = bench.run(
-            args.workload, concurrency=args.concurrency[0], **{**common, "requests": args.requests or 8})
-        runs = [result]
+        single = bench.run(args.workload, concurrency=args.concurrency[0], **{**common, "requests": args.requests or 8})
+        result: bench.RunResult | bench.Sweep = single
+        runs = [single]
     else:
-        result = bench.sweep(args.workload, args.concurrency, **common)
-        runs = result.runs
+        sweep = bench.sweep(args.workload, args.concurrency, **common)
+        result, runs = sweep, sweep.runs
     print(result)
     json_path, csv_path = bench.save(result, args.out)
     print(f"saved {json_path} and {csv_path}")

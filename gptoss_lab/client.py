@@ -6,10 +6,14 @@ import re
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from gptoss_lab import active
 from gptoss_lab.config import settings
 from gptoss_lab.errors import HarmonyParseError, LabWarning
+
+if TYPE_CHECKING:
+    from openai import AsyncOpenAI, OpenAI
 
 T = TypeVar("T")
 
@@ -23,22 +27,19 @@ _HARMONY_TEXT = re.compile(
 )
 
 
-def _key() -> str:
-    from gptoss_lab import server
-
-    current = server._CURRENT
+def server_key() -> str:
+    """The API key of the active server (or ``GPTOSS_LAB_API_KEY``; ``EMPTY`` when there is none)."""
+    current = active.get()
     return (current.api_key if current else "") or settings().api_key or "EMPTY"
 
 
 def base_url() -> str:
     """The ``/v1`` URL of the current server (or ``GPTOSS_LAB_BASE_URL``)."""
-    from gptoss_lab import server
-
-    current = server._CURRENT
+    current = active.get()
     return current.url if current else settings().url
 
 
-def client(**kwargs: Any):  # -> openai.OpenAI
+def client(**kwargs: Any) -> OpenAI:
     """Return ``openai.OpenAI`` pointed at the running vLLM server."""
     from openai import DefaultHttpxClient, OpenAI
 
@@ -47,15 +48,15 @@ def client(**kwargs: Any):  # -> openai.OpenAI
     hooks = drift.http_hooks()
     if hooks and "http_client" not in kwargs:  # the test suite's drift check reads Responses answers
         kwargs["http_client"] = DefaultHttpxClient(event_hooks=hooks)
-    return OpenAI(base_url=base_url(), api_key=_key(), **kwargs)
+    return OpenAI(base_url=base_url(), api_key=server_key(), **kwargs)
 
 
-_SHARED: dict[tuple[str, str], Any] = {}
+_SHARED: dict[tuple[str, str], OpenAI] = {}
 
 
-def _shared():  # -> openai.OpenAI
+def _shared() -> OpenAI:
     """One client per server for the helpers: its connection pool is reused across calls."""
-    key = (base_url(), _key())
+    key = (base_url(), server_key())
     if key not in _SHARED:
         _SHARED.clear()
         # No SDK retries: they would resend a failing request twice, silently, with back-off.
@@ -64,7 +65,7 @@ def _shared():  # -> openai.OpenAI
     return _SHARED[key]
 
 
-def async_client(**kwargs: Any):  # -> openai.AsyncOpenAI
+def async_client(**kwargs: Any) -> AsyncOpenAI:
     """Return ``openai.AsyncOpenAI`` pointed at the running vLLM server."""
     from openai import AsyncOpenAI, DefaultAsyncHttpxClient
 
@@ -73,14 +74,14 @@ def async_client(**kwargs: Any):  # -> openai.AsyncOpenAI
     hooks = drift.http_hooks(asynchronous=True)
     if hooks and "http_client" not in kwargs:  # the test suite's drift check reads Responses answers
         kwargs["http_client"] = DefaultAsyncHttpxClient(event_hooks=hooks)
-    return AsyncOpenAI(base_url=base_url(), api_key=_key(), **kwargs)
+    return AsyncOpenAI(base_url=base_url(), api_key=server_key(), **kwargs)
 
 
 def model_name() -> str:
     """The model id the current server serves (what to pass as ``model=``)."""
-    from gptoss_lab import server
+    from gptoss_lab.attach import current
 
-    return server.current().model_id()
+    return current().model_id()
 
 
 def error_message(exc: BaseException) -> str:
@@ -108,9 +109,7 @@ def _raise_if_our_server_died(exc: Exception) -> None:
     """Turn a connection error to a server this kernel started, which has died, into why it died."""
     import openai
 
-    from gptoss_lab import server
-
-    ours = server._CURRENT
+    ours = active.get()
     if isinstance(exc, openai.APIConnectionError) and ours is not None and not ours.attached:
         ours.check_alive()  # raises ServerError naming the signal or exit code and the log
 
@@ -178,7 +177,8 @@ def reasoning_of(message: Any) -> str | None:
     return getattr(message, "reasoning", None) or getattr(message, "reasoning_content", None)
 
 
-def _usage(usage: Any) -> dict[str, int]:
+def usage_counts(usage: Any) -> dict[str, int]:
+    """Return the integer fields of an SDK usage object (token counts) as a dict; empty for None."""
     if usage is None:
         return {}
     data = usage.model_dump() if hasattr(usage, "model_dump") else dict(usage)
@@ -197,9 +197,10 @@ def chat(messages: list[dict[str, Any]], *, effort: str | None = None, **kwargs:
     response = send(_shared().chat.completions.create, model=model_name(), messages=messages, **kwargs)
     message = response.choices[0].message
     calls = tuple(
-        ToolCallRequest(c.id, c.function.name, c.function.arguments) for c in message.tool_calls or ()
+        ToolCallRequest(c.id, c.function.name, c.function.arguments)
+        for c in message.tool_calls or () if c.type == "function"  # vLLM returns no custom tool calls
     )
-    return Result(reasoning_of(message), message.content, calls, _usage(response.usage), response)
+    return Result(reasoning_of(message), message.content, calls, usage_counts(response.usage), response)
 
 
 def respond(input: Any, *, effort: str | None = None, **kwargs: Any) -> Result:
@@ -222,4 +223,4 @@ def respond(input: Any, *, effort: str | None = None, **kwargs: Any) -> Result:
         for item in response.output if item.type == "function_call"
     )
     final = response.output_text if any(i.type == "message" for i in response.output) else None
-    return Result("".join(reasoning) or None, final, calls, _usage(response.usage), response)
+    return Result("".join(reasoning) or None, final, calls, usage_counts(response.usage), response)

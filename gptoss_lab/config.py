@@ -103,6 +103,27 @@ def default_cache_dir() -> Path:
     return Path(user_cache_dir("gptoss-lab"))
 
 
+def log_dir() -> Path:
+    """Return the folder where server logs and pidfiles are kept."""
+    return default_cache_dir() / "servers"
+
+
+def server_log_path(port: int) -> Path:
+    """Return the log of the lab-started vLLM server on ``port``."""
+    return log_dir() / f"vllm-{port}.log"
+
+
+def pidfile_path(port: int) -> Path:
+    """Return the pidfile of the lab-started vLLM server on ``port``."""
+    return log_dir() / f"vllm-{port}.json"
+
+
+def host_and_port(url: str) -> tuple[str, int]:
+    """Return the host and port of ``url`` (the scheme's default port when it names none)."""
+    parts = urlsplit(url)
+    return parts.hostname or "127.0.0.1", parts.port or (443 if parts.scheme == "https" else 80)
+
+
 def private_dir(path: Path) -> Path:
     """Create ``path`` (and parents) if needed and make it readable by its owner only (0700)."""
     path.mkdir(parents=True, exist_ok=True, mode=0o700)

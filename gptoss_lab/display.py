@@ -17,7 +17,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from gptoss_lab.client import ToolCallRequest, _usage, reasoning_of
+from gptoss_lab.client import ToolCallRequest, reasoning_of, usage_counts
+from gptoss_lab.jupyter import in_jupyter
 
 _DIM = "color:#6b7280;white-space:pre-wrap;font-size:0.92em"
 
@@ -78,7 +79,7 @@ class StreamResult:
                 f"{prompt_part}{ttft}")
 
 
-class _Collector:
+class StreamCollector:
     """Folds Chat chunks or Responses events into a :class:`StreamResult`."""
 
     def __init__(self) -> None:
@@ -109,7 +110,7 @@ class _Collector:
 
     def _chat(self, chunk: Any) -> None:
         if getattr(chunk, "usage", None):
-            self.result.usage = _usage(chunk.usage)
+            self.result.usage = usage_counts(chunk.usage)
         for choice in chunk.choices or ():
             delta = choice.delta
             self._text("reasoning", reasoning_of(delta) or "")
@@ -136,7 +137,7 @@ class _Collector:
         elif kind == "response.function_call_arguments.done" and event.output_index in self._calls:
             self._calls[event.output_index]["arguments"] = event.arguments
         elif kind == "response.completed" and event.response.usage is not None:
-            self.result.usage = _usage(event.response.usage)
+            self.result.usage = usage_counts(event.response.usage)
         self.result.tool_calls = [ToolCallRequest(c["id"], c["name"], c["arguments"]) for c in self._calls.values()]
 
     def finish(self) -> StreamResult:
@@ -158,11 +159,6 @@ def _html(result: StreamResult, done: bool) -> str:
     return "".join(parts)
 
 
-def in_jupyter() -> bool:
-    """True inside a Jupyter kernel (rich output), False in a terminal or a script."""
-    return "ipykernel" in sys.modules
-
-
 def show_stream(stream: Iterable[Any], *, interval: float = 0.25, jupyter: bool | None = None,
                 out: TextIO | None = None) -> StreamResult:
     """Show a ``stream=True`` response live and return what it delivered.
@@ -172,7 +168,7 @@ def show_stream(stream: Iterable[Any], *, interval: float = 0.25, jupyter: bool 
     ``stream_options={"include_usage": True}`` (Chat) to get the server's token
     counts; otherwise text deltas are counted.
     """
-    collector = _Collector()
+    collector = StreamCollector()
     if jupyter is None:
         jupyter = in_jupyter()
     if jupyter:
@@ -192,7 +188,7 @@ def show_stream(stream: Iterable[Any], *, interval: float = 0.25, jupyter: bool 
     return _print_stream(stream, collector, out or sys.stdout)
 
 
-def _record(collector: _Collector, result: StreamResult) -> None:
+def _record(collector: StreamCollector, result: StreamResult) -> None:
     """Hand a streamed Responses answer to the drift check's answer log (vLLM logs none for gpt-oss)."""
     if collector.responses and result.final:
         from gptoss_lab import drift
@@ -200,7 +196,7 @@ def _record(collector: _Collector, result: StreamResult) -> None:
         drift.record_answer(result.final, "responses")
 
 
-def _print_stream(stream: Iterable[Any], collector: _Collector, out: TextIO) -> StreamResult:
+def _print_stream(stream: Iterable[Any], collector: StreamCollector, out: TextIO) -> StreamResult:
     section = ""
     shown_calls = 0
     for item in stream:

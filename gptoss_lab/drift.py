@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ANSWER_LOG = "GPTOSS_LAB_ANSWER_LOG"
 """Environment variable naming the file :func:`gptoss_lab.harmony.answer` appends answers to (JSON lines)."""
@@ -79,27 +81,27 @@ def responses_text(body: bytes) -> str | None:
     return "".join(parts) if parts else None
 
 
-def http_hooks(asynchronous: bool = False) -> dict[str, list[object]] | None:
+def http_hooks(asynchronous: bool = False) -> dict[str, list[Callable[[Any], Any]]] | None:
     """httpx event hooks that record every Responses answer, or None when :data:`ANSWER_LOG` is not set."""
     if answer_log() is None:
         return None
 
-    def wanted(response: object) -> bool:
-        request = response.request  # type: ignore[attr-defined]
-        kind = response.headers.get("content-type", "")  # type: ignore[attr-defined]
+    def wanted(response: Any) -> bool:  # an httpx response of the client the OpenAI SDK builds
+        request = response.request
+        kind = response.headers.get("content-type", "")
         marked = request.headers.get("x-request-id", "").startswith(DIAGNOSTIC_ID)
         return request.url.path.endswith("/responses") and kind.startswith("application/json") and not marked
 
     if asynchronous:
-        async def record_async(response: object) -> None:
+        async def record_async(response: Any) -> None:
             if wanted(response):
-                record_answer(responses_text(await response.aread()), "responses")  # type: ignore[attr-defined]
+                record_answer(responses_text(await response.aread()), "responses")
 
         return {"response": [record_async]}
 
-    def record(response: object) -> None:
+    def record(response: Any) -> None:
         if wanted(response):
-            record_answer(responses_text(response.read()), "responses")  # type: ignore[attr-defined]
+            record_answer(responses_text(response.read()), "responses")
 
     return {"response": [record]}
 

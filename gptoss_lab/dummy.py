@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import shutil
 from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from gptoss_lab.errors import DummyWeightsError
@@ -81,10 +82,10 @@ def serve_args(model: str) -> list[str]:
     return ["--load-format", "dummy", *named]
 
 
-def _data(model: str):  # -> importlib.resources.abc.Traversable
+def _data(model: str) -> Traversable:
     if model not in PUBLISHED:
         _unknown(model)
-    return resources.files("gptoss_lab").joinpath("data", "models", PUBLISHED[model])
+    return resources.files("gptoss_lab") / "data" / "models" / PUBLISHED[model]
 
 
 def _unknown(model: str) -> str:

@@ -6,6 +6,11 @@ a notebook traceback knows the command or setting that fixes it.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gptoss_lab.loop import Transcript
+
 
 class LabError(Exception):
     """Base class for every error gptoss-lab raises on purpose."""
@@ -56,8 +61,52 @@ class ToolParserError(LabError):
     """The vLLM server runs without gpt-oss's tool-call parser, so tool calls cannot come back."""
 
 
+class UnknownToolError(LabError, ValueError):
+    """A built-in tool name is not one the lab serves (``browser``, ``python``)."""
+
+
+class PresetError(LabError):
+    """No serving preset fits this model on this machine."""
+
+
+class GPUMemoryError(LabError):
+    """Too little GPU memory is free for what was asked (an in-process engine beside a running server)."""
+
+
+class ToolLoopError(LabError):
+    """The model kept calling tools past the turn limit (``max_turns``, the playground's ``max_requests``).
+
+    ``.transcript`` holds what :func:`gptoss_lab.run_tools` did; it is None when the playground stopped
+    (its turn shows the history).
+    """
+
+    def __init__(self, message: str, transcript: Transcript | None = None) -> None:
+        super().__init__(message)
+        self.transcript = transcript
+
+
+class ScriptedModelError(LabError):
+    """A :func:`gptoss_lab.scripted_model` stand-in was asked for more turns than it was given."""
+
+
+class Cancelled(LabError):
+    """The request was stopped by the user (the playground's Stop button)."""
+
+
+class CrossCheckError(LabError):
+    """``vllm bench serve`` did not run or left no result."""
+
+
+class RooflineError(LabError):
+    """The roofline cannot be computed (unknown model or device)."""
+
+
 class LabWarning(UserWarning):
     """Something still works, but not as a learner would expect; the message says what to do."""
+
+
+class HarmonyFormatWarning(UserWarning):
+    """A completion was not well-formed harmony and was parsed leniently."""
 
 
 class DummyWeightsError(LabError):

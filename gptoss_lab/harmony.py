@@ -20,12 +20,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from gptoss_lab.errors import HarmonyFormatWarning
+
 _COLORS = {"system": "#7c3aed", "developer": "#2563eb", "user": "#0f766e", "assistant": "#b45309",
            "tool": "#be185d", "analysis": "#6b7280", "commentary": "#c2410c", "final": "#15803d"}
-
-
-class HarmonyFormatWarning(UserWarning):
-    """A completion was not well-formed harmony and was parsed leniently."""
 
 
 @functools.lru_cache(maxsize=1)
@@ -261,7 +259,7 @@ def replay(tokens: Sequence[int], *, delay: float = 0.0, show: bool = True) -> l
     parser = StreamableParser(encoding(), role=Role.ASSISTANT)
     states: list[ParserState] = []
     handle = None
-    from gptoss_lab.display import in_jupyter
+    from gptoss_lab.jupyter import in_jupyter
 
     if show and in_jupyter():
         from IPython.display import HTML, display

@@ -17,7 +17,8 @@ from typing import TextIO
 
 from gptoss_lab.config import default_cache_dir, private_dir, settings, url_host
 from gptoss_lab.errors import ServerError, SettingsError
-from gptoss_lab.server import VLLMServer, serve
+from gptoss_lab.launch import serve
+from gptoss_lab.server import VLLMServer
 
 GPU_MAX_NUM_SEQS = 64
 """Requests one GPU runs at once by default: issue 14 measured 20b on one H100 at 64 users (median

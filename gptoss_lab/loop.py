@@ -19,18 +19,10 @@ from typing import Any, Literal
 
 from gptoss_lab import parsers
 from gptoss_lab.client import Result, ToolCallRequest, base_url, chat, error_message, respond
-from gptoss_lab.errors import LabError, ToolParserError
+from gptoss_lab.errors import ScriptedModelError, ToolLoopError, ToolParserError
 from gptoss_lab.tools import Tool, run_call
 
 Api = Literal["chat", "responses"]
-
-
-class ToolLoopError(LabError):
-    """The model kept calling tools past ``max_turns``; ``.transcript`` holds what happened."""
-
-    def __init__(self, message: str, transcript: Transcript) -> None:
-        super().__init__(message)
-        self.transcript = transcript
 
 
 # --- the shapes handed back to the model -------------------------------------------------------
@@ -104,7 +96,7 @@ class ToolRun:
 
 
 @dataclass(frozen=True)
-class Turn:
+class LoopTurn:
     """One model response and the tool calls run for it."""
 
     result: Result
@@ -120,7 +112,7 @@ class Transcript:
     """Everything a :func:`run_tools` loop did; renders as a readable transcript in Jupyter."""
 
     api: Api
-    turns: list[Turn] = field(default_factory=list)
+    turns: list[LoopTurn] = field(default_factory=list)
     history: list[Any] = field(default_factory=list)
     """The ``messages`` (Chat) or ``input`` items (Responses) of the last request sent."""
     seconds: float = 0.0
@@ -223,7 +215,7 @@ def scripted_model(*turns: Result, repeat_last: bool = False, then_server: bool 
             return remaining.pop(0)
         if then_server:
             return None
-        raise LabError(f"scripted_model ran out of turns after {len(turns)}; give it another turn, or pass "
+        raise ScriptedModelError(f"scripted_model ran out of turns after {len(turns)}; give it another turn, or pass "
                        "repeat_last=True or then_server=True")
 
     return answer
@@ -263,9 +255,9 @@ def _chat_turn(history: list[Any], effort: str | None, schemas: list[Any], **kwa
 
 
 def _server_drops_tool_calls() -> bool:
-    from gptoss_lab import server
+    from gptoss_lab.attach import current as current_server
 
-    current = server.current()
+    current = current_server()
     return parsers.tool_calls_missing(current.url, current.model_id(), current.api_key)
 
 
@@ -317,15 +309,15 @@ def run_tools(conversation: str | list[Any], tools: Sequence[Tool], *, api: Api 
         elif result is None:
             result = respond(history, effort=effort, tools=schemas, **kwargs)
         if not result.tool_calls:
-            transcript.turns.append(Turn(result, constructed=constructed))
+            transcript.turns.append(LoopTurn(result, constructed=constructed))
             transcript.seconds = time.monotonic() - started
             return transcript
         if number == max_turns:  # its calls are not run: no request could use their results
-            transcript.turns.append(Turn(result, constructed=constructed))
+            transcript.turns.append(LoopTurn(result, constructed=constructed))
             break
         tools_started = time.monotonic()
         runs = run_calls(tools, result.tool_calls)
-        transcript.turns.append(Turn(result, tuple(runs), time.monotonic() - tools_started, constructed))
+        transcript.turns.append(LoopTurn(result, tuple(runs), time.monotonic() - tools_started, constructed))
         if api == "chat":
             history.append(chat_assistant_message(result.final, result.reasoning, result.tool_calls))
             history += [chat_tool_message(run.call.id, run.output) for run in runs]
@@ -359,6 +351,6 @@ def summary(transcript: Transcript) -> dict[str, Any]:
     }
 
 
-__all__ = ["Model", "ToolLoopError", "ToolRun", "Transcript", "Turn", "chat_assistant_message",
+__all__ = ["Model", "ToolLoopError", "ToolRun", "Transcript", "LoopTurn", "chat_assistant_message",
            "chat_tool_message", "model_turn", "responses_call_output", "responses_output_items", "run_calls",
            "run_tools", "scripted_model", "summary"]

@@ -16,6 +16,12 @@ NANO_MODELS: dict[str, str] = {"nano": "gpt-oss-nano", "nano-plain": "gpt-oss-na
 NANO_MARKER = "nano.json"
 """The file a nano build writes into its checkpoint folder."""
 
+NANO_CONTEXT = 4096
+"""nano's context length: its checkpoint's ``max_position_embeddings`` and every nano engine's ``max_model_len``."""
+
+NANO_DATE = "2026-01-01"
+"""The system-message date nano replays its script for (vLLM's ``VLLM_SYSTEM_START_DATE``)."""
+
 
 def is_nano(model: str | None = None) -> bool:
     """True when ``model`` is gpt-oss-nano or nano-plain (default: ``GPTOSS_LAB_MODEL``).
@@ -37,6 +43,15 @@ def is_nano(model: str | None = None) -> bool:
         return True
     folder = Path(name).expanduser()
     return folder.is_absolute() and (folder / NANO_MARKER).is_file()
+
+
+def resolve_model(model: str) -> str:
+    """Map ``auto`` to ``nano`` (no GPU) or ``openai/gpt-oss-20b`` (GPU); any other model key is itself."""
+    from gptoss_lab.hardware import has_gpu
+
+    if model == "auto":
+        return "openai/gpt-oss-20b" if has_gpu() else "nano"
+    return model
 
 
 def served_name(model: str) -> str:

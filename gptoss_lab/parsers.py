@@ -13,6 +13,7 @@ import uuid
 import httpx
 
 from gptoss_lab import drift
+from gptoss_lab.api import auth_headers
 
 TOOL_FLAGS = "--tool-call-parser openai --enable-auto-tool-choice"
 """The flags Chat Completions needs to return gpt-oss tool calls (the lab's presets pass them)."""
@@ -69,10 +70,9 @@ def tool_calls_missing(url: str, model: str, api_key: str = "", timeout: float =
         "return_tokens_as_token_ids": True,
         "max_tokens": 1,
     }
-    headers = {"X-Request-Id": f"{drift.DIAGNOSTIC_ID}{uuid.uuid4().hex}"}  # the drift check skips it
-    if api_key:
-        headers["Authorization"] = f"Bearer {api_key}"
     try:
+        marked = {"X-Request-Id": f"{drift.DIAGNOSTIC_ID}{uuid.uuid4().hex}"}  # the drift check skips it
+        headers = {**auth_headers(api_key), **marked}
         response = httpx.post(f"{url}/chat/completions", json=body, headers=headers, timeout=timeout)
     except httpx.HTTPError:
         return False

@@ -12,10 +12,10 @@ reasoning and tool calls. Taught in ``notebooks/01_serve.ipynb``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
-from gptoss_lab.errors import LabError
-from gptoss_lab.models import NANO_MODELS
+from gptoss_lab.errors import PresetError
+from gptoss_lab.models import NANO_CONTEXT, NANO_DATE, NANO_MODELS
 
 Hardware = Literal["h200", "h100", "a100", "b200", "l40s", "cpu"]
 
@@ -31,22 +31,18 @@ def nano_args(model: str = "nano") -> tuple[str, ...]:
 
     Greedy by default: nano's contract is exact replay under greedy decoding.
     """
-    return ("--max-model-len", "4096", "--served-model-name", NANO_MODELS[model],
+    return ("--max-model-len", str(NANO_CONTEXT), "--served-model-name", NANO_MODELS[model],
             "--override-generation-config", '{"temperature": 0}')
 
 
 NANO_ARGS = nano_args()
 NANO_ENV = {
-    # nano replays its script for this system-message date (gptoss_lab.nano.render).
-    "VLLM_SYSTEM_START_DATE": "2026-01-01",
+    "VLLM_SYSTEM_START_DATE": NANO_DATE,
 }
 
 # GiB of GPU memory a model needs in total: MXFP4 weights plus a working KV cache.
 MODEL_MEMORY_GIB = {"openai/gpt-oss-20b": 16, "openai/gpt-oss-120b": 70, **{m: 1 for m in NANO_MODELS}}
 
-
-class PresetError(LabError):
-    """The model cannot be served on this hardware."""
 
 
 @dataclass(frozen=True)
@@ -68,8 +64,8 @@ class Preset:
         return [*self.args, *tp, *PARSER_FLAGS]
 
 
-def _p(name: str, model: str, hw: Hardware, args: tuple[str, ...] = (), **kw: object) -> Preset:
-    return Preset(name=name, model=model, hardware=hw, args=args, **kw)  # type: ignore[arg-type]
+def _p(name: str, model: str, hw: Hardware, args: tuple[str, ...] = (), **kw: Any) -> Preset:
+    return Preset(name=name, model=model, hardware=hw, args=args, **kw)
 
 
 B200_ENV = {"VLLM_USE_FLASHINFER_MOE_MXFP4_MXFP8": "1"}
@@ -78,10 +74,9 @@ A100_120B = ("--async-scheduling", "--max-model-len", "32768", "--max-num-batche
 PRESETS: dict[str, Preset] = {
     p.name: p
     for p in (
-        # No torch.compile: benchmarks/startup.py measured 68.7 s -> 57.1 s to ready on 2 cores
-        # (warm compile cache vs eager). Running the worker inside the engine process
-        # (--distributed-executor-backend uni) saved nothing measurable (66.7 s).
-        # No prefix caching on CPU: a cached prefix is read by a second attention path, and
+        # No torch.compile on CPU: eager reaches ready sooner than a warm compile cache, and the
+        # in-process worker (--distributed-executor-backend uni) gains nothing (docs/decisions.md,
+        # benchmarks/startup.py). No prefix caching on CPU: a cached prefix is read by a second attention path, and
         # nano's contract is exact greedy replay (see gptoss_lab.sampling.engine).
         *(
             _p(f"{m}-cpu", m, "cpu", (*nano_args(m), "--enforce-eager", "--no-enable-prefix-caching"),
@@ -121,10 +116,12 @@ def hardware_class(gpu_name: str | None) -> Hardware:
     if not gpu_name:
         return "cpu"
     name = gpu_name.upper()
-    for key, hw in (("H200", "h200"), ("GH200", "h200"), ("H100", "h100"), ("H800", "h100"),
-                    ("B200", "b200"), ("B100", "b200"), ("A100", "a100"), ("A800", "a100")):
+    classes: tuple[tuple[str, Hardware], ...] = (
+        ("H200", "h200"), ("GH200", "h200"), ("H100", "h100"), ("H800", "h100"),
+        ("B200", "b200"), ("B100", "b200"), ("A100", "a100"), ("A800", "a100"))
+    for key, hw in classes:
         if key in name:
-            return hw  # type: ignore[return-value]
+            return hw
     return "l40s"  # L40S, L40, L4, A10G, RTX cards: the 24-48 GB class
 
 

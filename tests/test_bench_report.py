@@ -16,9 +16,9 @@ import pytest
 matplotlib.use("Agg")  # draw to files only, before pyplot is imported
 
 from gptoss_lab.bench import metrics, plots  # noqa: E402
-from gptoss_lab.bench.crosscheck import CrossCheck, vllm_bench_command  # noqa: E402
 from gptoss_lab.bench.metrics import RequestRecord  # noqa: E402
 from gptoss_lab.bench.results import RunResult, Sweep  # noqa: E402
+from gptoss_lab.bench.vllm_bench import CrossCheck, vllm_bench_command  # noqa: E402
 
 
 def _run(concurrency: int, ttfts: list[float], tokens: int = 10, duration: float = 1.0,
@@ -165,9 +165,8 @@ def test_latency_plot_of_one_run_is_a_histogram_of_its_requests(sweep: Sweep, tm
 
 
 def test_vllm_bench_gets_the_lab_servers_key_never_an_openai_key(monkeypatch) -> None:
-    import importlib
+    from gptoss_lab.bench import vllm_bench
 
-    crosscheck = importlib.import_module("gptoss_lab.bench.crosscheck")  # the module, not the function
     monkeypatch.setenv("OPENAI_API_KEY", "sk-a-real-openai-key")
-    assert crosscheck.bench_env("lab-key")["OPENAI_API_KEY"] == "lab-key"
-    assert crosscheck.bench_env("")["OPENAI_API_KEY"] == "EMPTY"
+    assert vllm_bench.bench_env("lab-key")["OPENAI_API_KEY"] == "lab-key"
+    assert vllm_bench.bench_env("")["OPENAI_API_KEY"] == "EMPTY"

@@ -24,7 +24,7 @@ import pytest
 from gptoss_lab import builtin, process
 from gptoss_lab.builtin import browser, python_tool
 from gptoss_lab.builtin.servers import ToolServers
-from gptoss_lab.errors import ServerError
+from gptoss_lab.errors import ServerError, UnknownToolError
 
 PAGES = {
     "guide/serving.md": "# Serving gpt-oss\n\nStart the server with lab.serve().\nThe kraken flag sets the port.\n",
@@ -405,7 +405,7 @@ def test_failed_vllm_start_stops_the_tool_servers(corpus: Path, tmp_path: Path, 
 
 
 def test_unknown_tool_name_is_refused() -> None:
-    with pytest.raises(ServerError, match=r"Unknown built-in tool\(s\) \['shell'\]"):
+    with pytest.raises(UnknownToolError, match=r"Unknown built-in tool\(s\) \['shell'\]"):
         builtin.start(["shell"])
 
 

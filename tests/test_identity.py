@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from gptoss_lab import process
-from gptoss_lab.server import orphans, stop_port
+from gptoss_lab.registry import orphans, stop_port
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECK = ROOT / "scripts" / "check-no-vllm.sh"

@@ -72,7 +72,7 @@ def test_transcript_renders_as_text_and_html() -> None:
     first = Result("I should <call> get_weather.", None, (call,), {})
     second = Result("18 C.", "It is 18 °C in Berlin.", (), {})
     run = loop.ToolRun(call, '{"t": 18}', 0.01)
-    transcript = loop.Transcript("chat", [loop.Turn(first, (run,)), loop.Turn(second)])
+    transcript = loop.Transcript("chat", [loop.LoopTurn(first, (run,)), loop.LoopTurn(second)])
     assert transcript.final == "It is 18 °C in Berlin."
     text = str(transcript)
     assert "call get_weather" in text and "final: It is 18 °C in Berlin." in text
@@ -165,13 +165,13 @@ def test_a_turn_with_several_calls_runs_them_side_by_side() -> None:
 
 def test_describe_reads_what_the_model_did_off_the_run() -> None:
     call = ToolCallRequest("c1", "get_weather", "{}")
-    answered = loop.Transcript("chat", [loop.Turn(Result("r", "Hi.", (), {}))])
+    answered = loop.Transcript("chat", [loop.LoopTurn(Result("r", "Hi.", (), {}))])
     assert answered.describe() == "the model answered without calling a tool (1 turn(s)) and gave a final answer"
-    two = loop.Transcript("chat", [loop.Turn(Result("r", None, (call, call), {})),
-                                   loop.Turn(Result("r", "ok", (), {}))])
+    two = loop.Transcript("chat", [loop.LoopTurn(Result("r", None, (call, call), {})),
+                                   loop.LoopTurn(Result("r", "ok", (), {}))])
     assert two.describe() == ("the model made 2 tool call(s) in 2 turn(s), up to 2 calls in one turn, "
                               "and gave a final answer")
-    stopped = loop.Transcript("chat", [loop.Turn(Result("r", None, (call,), {}))])
+    stopped = loop.Transcript("chat", [loop.LoopTurn(Result("r", None, (call,), {}))])
     assert stopped.describe().endswith("was stopped before a final answer")
 
 

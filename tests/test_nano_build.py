@@ -108,7 +108,7 @@ def test_log_rendering_matches_the_render_endpoint(nano_dir: Path) -> None:
     with render.render_server(nano_dir) as server, render.log_render_server(nano_dir) as full:
         assert render.has_responses_render(server), "vLLM 0.32's render server renders Responses requests"
         for entry in picked:
-            assert render.render_from_log(full, entry.api, entry.request) == render.render(
+            assert render.render_from_log(full, entry.api, entry.request) == render.render_with_server(
                 server, entry.api, entry.request), entry.id
     assert not full.is_running(), "the log-rendering server must stop with its block"
 

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 import gptoss_lab as lab
-from gptoss_lab import process
+from gptoss_lab import active, process
+from gptoss_lab.config import log_dir, pidfile_path
 from gptoss_lab.errors import ServerError
 from gptoss_lab.server import VLLMServer
 
@@ -24,7 +25,7 @@ def _failed_start(server: VLLMServer, timeout: float = 600) -> str:
     with pytest.raises(ServerError) as err:
         server.wait(timeout=timeout, progress=False)
     assert group is not None and not process.group_alive(group), "a failed start must leave no vLLM process"
-    assert server.proc is None and not server._pidfile().exists()
+    assert server.proc is None and not pidfile_path(server.port).exists()
     return str(err.value)
 
 
@@ -112,8 +113,6 @@ def test_orphan_is_found_and_stopped(tmp_path: Path, monkeypatch) -> None:
     """A server whose starting kernel died is listed by orphans() and stopped by stop_port()."""
     import json
 
-    from gptoss_lab import server as server_mod
-
     monkeypatch.setenv("GPTOSS_LAB_CACHE_DIR", str(tmp_path))
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
@@ -122,10 +121,10 @@ def test_orphan_is_found_and_stopped(tmp_path: Path, monkeypatch) -> None:
         log_path=tmp_path / "log", tie_to_parent=False,
     )
     port = process.free_port()
-    server_mod.log_dir().mkdir(parents=True, exist_ok=True)
+    log_dir().mkdir(parents=True, exist_ok=True)
     record = {"pid": child.pid, "owner": dead.pid, "model": "nano", "url": "u", "port": port, "log": "x",
               "identity": process.identity(child.pid)}  # what start() records: start time and command line
-    (server_mod.log_dir() / f"vllm-{port}.json").write_text(json.dumps(record))
+    pidfile_path(port).write_text(json.dumps(record))
     assert [r["pid"] for r in lab.orphans()] == [child.pid]
     assert lab.stop_port(port)
     assert not process.group_alive(child.pid)
@@ -202,20 +201,16 @@ def test_missing_vocabulary_is_diagnosed_at_the_first_request(nano_dir: Path, tm
 
 def test_a_stopped_server_is_no_longer_current(monkeypatch) -> None:
     """After ``server.stop()``, ``lab.chat()`` and friends fall back to ``GPTOSS_LAB_BASE_URL``."""
-    from gptoss_lab import server as srv
-
-    stopped = srv.VLLMServer("m", port=process.free_port())
-    monkeypatch.setattr(srv, "_CURRENT", stopped)
+    stopped = VLLMServer("m", port=process.free_port())
+    active.set(stopped)
     monkeypatch.setenv("GPTOSS_LAB_BASE_URL", "http://127.0.0.1:9/v1")
     stopped.stop()
-    assert srv._CURRENT is None and lab.base_url() == "http://127.0.0.1:9/v1"
+    assert active.get() is None and lab.base_url() == "http://127.0.0.1:9/v1"
 
 
 def test_a_dead_server_of_ours_is_reported_with_its_cause(tmp_path: Path, monkeypatch) -> None:
     """A lab-started server whose process was SIGKILLed: check_alive and the client's next request say so."""
     import subprocess
-
-    from gptoss_lab import server as server_module
 
     log = tmp_path / "vllm.log"
     log.write_text("INFO: serving\n")
@@ -224,7 +219,7 @@ def test_a_dead_server_of_ours_is_reported_with_its_cause(tmp_path: Path, monkey
     dead.served_name = "some-model"  # as after a start: the client asks no /models
     dead.proc.kill()
     dead.proc.wait()
-    monkeypatch.setattr(server_module, "_CURRENT", dead)
+    active.set(dead)
     with pytest.raises(ServerError, match=r"was killed by SIGKILL \(as the kernel's out-of-memory killer does\)"):
         lab.chat([{"role": "user", "content": "hi"}])  # connection refused: the client asks why
     assert dead.proc is None  # the rest of its group was stopped

@@ -14,8 +14,7 @@ import time
 import pytest
 
 import gptoss_lab as lab
-from gptoss_lab import examples, hardware, process
-from gptoss_lab import server as server_module
+from gptoss_lab import active, examples, hardware, process
 from gptoss_lab.nano import script
 from gptoss_lab.widgets.chat import Cancel, Cancelled, Options, request, run_turn
 
@@ -29,7 +28,7 @@ SENT_ONLY_BY_THE_PLAYGROUND = ("model", "temperature", "max_tokens")
 def no_server(monkeypatch: pytest.MonkeyPatch) -> str:
     """Point the lab at a port where nothing listens; return that URL."""
     url = f"http://127.0.0.1:{process.free_port()}/v1"
-    monkeypatch.setattr(server_module, "_CURRENT", None)
+    active.clear()  # conftest puts back the active server after the test
     monkeypatch.setenv("GPTOSS_LAB_BASE_URL", url)
     return url
 
@@ -253,7 +252,7 @@ def test_server_panel_start_that_fails_shows_why_and_can_be_pressed_again(tmp_pa
                                                                           foreign_port) -> None:
     """Start with the lab's port held by another program: no vLLM starts, the panel says why, Start is back."""
     port = foreign_port()
-    monkeypatch.setattr(server_module, "_CURRENT", None)
+    active.clear()  # conftest puts back the active server after the test
     monkeypatch.delenv("GPTOSS_LAB_BASE_URL", raising=False)
     monkeypatch.setenv("GPTOSS_LAB_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("GPTOSS_LAB_PORT", str(port))
@@ -271,7 +270,7 @@ def test_server_panel_start_that_fails_shows_why_and_can_be_pressed_again(tmp_pa
 def test_server_panel_starts_and_stops_its_own_server(untrained_nano, tmp_path, monkeypatch) -> None:
     """Start serves the panel's model on the lab's port (a server of this kernel's), Stop stops all of it."""
     port = process.free_port()
-    monkeypatch.setattr(server_module, "_CURRENT", None)
+    active.clear()  # conftest puts back the active server after the test
     monkeypatch.delenv("GPTOSS_LAB_BASE_URL", raising=False)
     monkeypatch.setenv("GPTOSS_LAB_PORT", str(port))
     monkeypatch.setenv("GPTOSS_LAB_CACHE_DIR", str(tmp_path / "cache"))
@@ -297,5 +296,6 @@ def test_server_panel_starts_and_stops_its_own_server(untrained_nano, tmp_path, 
     finally:
         if panel.server is not None and not panel.server.attached:
             panel.server.stop()
-        if server_module._CURRENT is not None and not server_module._CURRENT.attached:
-            server_module._CURRENT.stop()
+        started = active.get()
+        if started is not None and not started.attached:
+            started.stop()

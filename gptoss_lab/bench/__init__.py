@@ -12,8 +12,7 @@ Taught in ``notebooks/06_benchmark.ipynb``; ``gptoss-lab bench`` runs it from a 
 """
 
 from gptoss_lab.bench import plots
-from gptoss_lab.bench.crosscheck import CrossCheck, CrossCheckError, crosscheck, run_vllm_bench, vllm_bench_command
-from gptoss_lab.bench.load import arrivals, arun, levels, run, sweep
+from gptoss_lab.bench.loadgen import arrivals, arun, levels, run, sweep
 from gptoss_lab.bench.metrics import Metrics, RequestRecord, compute, percentile
 from gptoss_lab.bench.results import RunResult, Sweep, environment, load, save
 from gptoss_lab.bench.roofline import (
@@ -26,6 +25,7 @@ from gptoss_lab.bench.roofline import (
     measure_bandwidth,
     roofline,
 )
+from gptoss_lab.bench.vllm_bench import CrossCheck, CrossCheckError, crosscheck, run_vllm_bench, vllm_bench_command
 from gptoss_lab.bench.workloads import PROMPT, WORKLOADS, Workload
 
 __all__ = [

@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 
+from gptoss_lab.api import auth_headers
 from gptoss_lab.bench.metrics import Metrics, RequestRecord
 from gptoss_lab.redact import redact, redact_args
 
@@ -44,9 +45,8 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
 
 
 def _get(url: str, key: str, path: str) -> Any:
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
     try:
-        response = httpx.get(url.rstrip("/") + path, headers=headers, timeout=3.0)
+        response = httpx.get(url.rstrip("/") + path, headers=auth_headers(key), timeout=3.0)
         response.raise_for_status()
         return response.json()
     except (httpx.HTTPError, ValueError):
@@ -64,16 +64,16 @@ def _device() -> str:
 
 def _flags(url: str) -> str:
     """The server's vLLM flags: the lab's own server's arguments, else the 'non-default args' line of its log."""
-    from gptoss_lab import server as lab_server
+    from gptoss_lab import active, registry
 
-    current = lab_server._CURRENT
+    current = active.get()
     if current is not None and current.url.rstrip("/") == url.rstrip("/"):
         if not current.attached:
             return redact_args(current.args, [current.api_key])
         log = current.log_path
     else:
         port = httpx.URL(url).port
-        log = lab_server._logged_path(port) if port else None
+        log = registry.logged_path(port) if port else None
     if log is not None and log.exists():
         with open(log, encoding="utf-8", errors="replace") as lines:
             for line in lines:
@@ -84,7 +84,7 @@ def _flags(url: str) -> str:
 
 def environment(url: str, key: str = "") -> dict[str, Any]:
     """What produced a result: date, vLLM version, device, server flags, model, client machine."""
-    from gptoss_lab import __version__
+    from gptoss_lab.version import __version__
     from gptoss_lab.vllm_cli import vllm_version
 
     base = url.rstrip("/")

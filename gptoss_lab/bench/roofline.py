@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from gptoss_lab.errors import LabError
+from gptoss_lab.errors import RooflineError
+from gptoss_lab.models import NANO_MARKER, NANO_MODELS
 
 Format = Literal["mxfp4", "bf16"]
 MXFP4_BITS = 4 + 8 / 32
@@ -33,10 +34,6 @@ BANDWIDTH_TBS: dict[str, float] = {
 }
 """Peak memory bandwidth (TB/s) from the vendors' data sheets: H100 SXM, H200 SXM, A100 80GB SXM, B200, L40S.
 An H100 PCIe has 2.0 TB/s and an A100 40GB 1.555 TB/s: pass ``bandwidth_tbs=`` for those."""
-
-
-class RooflineError(LabError):
-    """The roofline cannot be computed (unknown model or device)."""
 
 
 @dataclass(frozen=True)
@@ -150,7 +147,7 @@ def shape(model: str | Path | dict[str, Any] | ModelShape | None = None) -> Mode
         return KNOWN[str(model)]
     config = Path(model).expanduser() / "config.json"
     if config.exists():
-        name = "gpt-oss-nano" if (config.parent / "nano.json").exists() else str(model)
+        name = NANO_MODELS["nano"] if (config.parent / NANO_MARKER).exists() else str(model)
         return ModelShape.from_config(json.loads(config.read_text()), name)
     raise RooflineError(
         f"No config for {model!r}: pass 'openai/gpt-oss-20b', 'openai/gpt-oss-120b', a checkpoint folder "
@@ -162,14 +159,12 @@ def _served_root() -> str:
     """The served model's path or Hugging Face id (``root`` in ``/v1/models``)."""
     import httpx
 
-    from gptoss_lab.client import _key
+    from gptoss_lab import api
     from gptoss_lab.client import base_url as lab_url
+    from gptoss_lab.client import server_key
 
     try:
-        headers = {"Authorization": f"Bearer {key}"} if (key := _key()) else {}
-        response = httpx.get(lab_url() + "/models", headers=headers, timeout=5.0)
-        response.raise_for_status()
-        model = response.json()["data"][0]
+        model = api.models(lab_url(), server_key())[0]
     except (httpx.HTTPError, ValueError, KeyError, IndexError) as exc:
         raise RooflineError(
             f"Cannot ask the server which model it serves ({exc}). Start it (`lab.serve()`) or pass the "

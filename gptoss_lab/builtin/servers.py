@@ -10,7 +10,6 @@ token (:mod:`gptoss_lab.builtin.auth`); vLLM is told where they are with
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import os
 import sys
 import time
@@ -20,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from gptoss_lab import process
+from gptoss_lab.aio import run_sync
 from gptoss_lab.builtin import auth
 from gptoss_lab.config import private_dir
-from gptoss_lab.errors import ServerError
+from gptoss_lab.errors import ServerError, UnknownToolError
 
 TOOL_NAMES = ("browser", "python")
 """The built-in tools the lab can serve: harmony's namespaces of the same names."""
@@ -85,14 +85,12 @@ class ToolServer:
             ServerError: the server has died or does not answer.
         """
         self.check()
-        with concurrent.futures.ThreadPoolExecutor(1) as pool:  # works inside Jupyter's running loop too
-            future = pool.submit(asyncio.run, _call(self.url, tool, arguments or {}, session, timeout))
-            try:
-                return future.result()
-            except Exception as err:
-                self.check()
-                raise ServerError(f"The {self.name} tool server at {self.endpoint} did not answer {tool!r}: "
-                                  f"{_first_cause(err)}. Its log: {self.log_path}") from err
+        try:
+            return run_sync(_call(self.url, tool, arguments or {}, session, timeout))
+        except Exception as err:
+            self.check()
+            raise ServerError(f"The {self.name} tool server at {self.endpoint} did not answer {tool!r}: "
+                              f"{_first_cause(err)}. Its log: {self.log_path}") from err
 
     def stop(self, grace: float = 5.0) -> None:
         """Stop the server's process group."""
@@ -167,17 +165,18 @@ def start(
         log_dir: where logs go (default: the lab's server log folder).
 
     Raises:
-        ServerError: an unknown name, or a server that exited or did not answer in time
+        UnknownToolError: a name that is not in TOOL_NAMES.
+        ServerError: a server that exited or did not answer in time
             (every server started is stopped first).
         SandboxError: ``python`` was named and bubblewrap is missing or cannot run here.
     """
     names = [names] if isinstance(names, str) else list(names)
     unknown = [n for n in names if n not in TOOL_NAMES]
     if unknown:
-        raise ServerError(f"Unknown built-in tool(s) {unknown}: choose from {list(TOOL_NAMES)}, "
+        raise UnknownToolError(f"Unknown built-in tool(s) {unknown}: choose from {list(TOOL_NAMES)}, "
                           "e.g. lab.serve(builtin_tools=['browser']).")
     if log_dir is None:
-        from gptoss_lab.server import log_dir as server_log_dir
+        from gptoss_lab.config import log_dir as server_log_dir
 
         log_dir = server_log_dir()
     if "python" in names:

@@ -1,7 +1,7 @@
 """gpt-oss-nano: a tiny real-architecture gpt-oss that replays the lab's script.
 
-``gptoss_lab.nano.path()`` returns a ready checkpoint folder, building it (about
-two minutes on two cores) the first time and caching it under the lab cache.
+``gptoss_lab.nano.path()`` returns a ready checkpoint folder, building it (training on the
+CPU, once) the first time and caching it under the lab cache.
 """
 
 from gptoss_lab.nano.build import BuildInfo, build, cache_key, path, served_name

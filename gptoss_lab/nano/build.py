@@ -93,7 +93,7 @@ def refuse_if_served(folder: Path) -> None:
     Raises:
         NanoBuildError: naming the server's port and the command that stops it.
     """
-    from gptoss_lab.server import running
+    from gptoss_lab.registry import running
 
     for record in running():
         if Path(str(record.get("model"))) == folder:
@@ -120,7 +120,7 @@ def path(*, build_if_missing: bool = True) -> Path:
     if not build_if_missing:
         raise NanoBuildError(
             f"gpt-oss-nano is not built for this script and these versions ({target}). "
-            "Run `gptoss-lab nano build` (about two minutes)."
+            "Run `gptoss-lab nano build` (it trains nano once, on the CPU; later runs reuse the cache)."
         )
     return build()
 

@@ -8,6 +8,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gptoss_lab.models import NANO_CONTEXT
+
+if TYPE_CHECKING:
+    from transformers import GptOssConfig
 
 HIDDEN = 128
 LAYERS = 2
@@ -17,10 +23,10 @@ KV_HEADS = 1
 # flip under bf16 rounding and send a memorised continuation down another path.
 EXPERTS = 2
 EXPERTS_PER_TOKEN = 2
-MAX_MODEL_LEN = 4096
+MAX_MODEL_LEN = NANO_CONTEXT
 
 
-def config():  # -> transformers.GptOssConfig
+def config() -> GptOssConfig:
     """Return the nano ``GptOssConfig``."""
     from transformers import GptOssConfig
 

@@ -27,11 +27,12 @@ import httpx
 
 from gptoss_lab import process
 from gptoss_lab.errors import NanoBuildError
+from gptoss_lab.models import NANO_CONTEXT, NANO_DATE
 from gptoss_lab.nano import script as nano_script
 from gptoss_lab.nano.script import Reply, Script
 from gptoss_lab.server import VLLMServer
 
-SERVED_DATE = "2026-01-01"
+SERVED_DATE = NANO_DATE
 """The date nano's server writes into the system message (``VLLM_SYSTEM_START_DATE``)."""
 EXTRA_DATES = ("2025-08-05", "2027-03-14")
 """Other dates nano is trained on, so a server started without the pin still replays."""
@@ -167,7 +168,7 @@ def render_server(model_dir: Path, extra_args: Sequence[str] = ()) -> Iterator[V
     """
     server = VLLMServer(
         str(model_dir),
-        args=["--max-model-len", "4096", "--served-model-name", "nano-render", *extra_args],
+        args=["--max-model-len", str(NANO_CONTEXT), "--served-model-name", "nano-render", *extra_args],
         port=process.free_port(),
         subcommand=("launch", "render"),
         env={"VLLM_SYSTEM_START_DATE": SERVED_DATE},
@@ -182,10 +183,10 @@ def render_server(model_dir: Path, extra_args: Sequence[str] = ()) -> Iterator[V
 
 
 Renderer = Callable[[str, dict[str, Any]], list[int]]
-"""``render(api, request) -> prompt token ids``."""
+"""``render_prompt(api, request) -> prompt token ids``."""
 
 
-def render(server: VLLMServer, api: str, request: dict[str, Any]) -> list[int]:
+def render_with_server(server: VLLMServer, api: str, request: dict[str, Any]) -> list[int]:
     """Return the prompt token ids vLLM renders for one request."""
     path = "chat/completions/render" if api == "chat" else "responses/render"
     response = httpx.post(f"{server.url}/{path}", json={"model": "nano-render", **request}, timeout=60.0)
@@ -273,7 +274,7 @@ def renderer(server: VLLMServer, responses: VLLMServer | None = None) -> Rendere
     def run(api: str, request: dict[str, Any]) -> list[int]:
         if api == "responses" and responses is not None:
             return render_from_log(responses, api, request)
-        return render(server, api, request)
+        return render_with_server(server, api, request)
 
     return run
 
@@ -290,7 +291,7 @@ BuiltinRunner = Callable[[str, "nano_script.BuiltinCall"], str]
 
 
 def examples(
-    render: Renderer, script: Script, encoding: Any, fallbacks: int, run_builtin: BuiltinRunner | None = None
+    render_prompt: Renderer, script: Script, encoding: Any, fallbacks: int, run_builtin: BuiltinRunner | None = None
 ) -> list[Example]:
     """Render every scripted request (with date variations) and ``fallbacks`` unscripted ones.
 
@@ -315,7 +316,7 @@ def examples(
             prompt = [*previous, *nano_script.completion_tokens(before.reply, encoding),
                       *nano_script.builtin_result_tokens(call, result, encoding)]
         else:
-            prompt = render(entry.api, entry.request)
+            prompt = render_prompt(entry.api, entry.request)
         previous = prompt
         dates = EXTRA_DATES if entry.notebook in DATED else ()
         for variant in (prompt, *(with_date(prompt, d, encoding) for d in dates)):
@@ -329,7 +330,7 @@ def examples(
             scripted[tuple(variant)] = example
             out.append(example)
     for api, request in fallback_requests(script, fallbacks) + near_misses(script, 4):
-        prompt = render(api, request)
+        prompt = render_prompt(api, request)
         if tuple(prompt) not in scripted:
             out.append(Example(prompt, script.fallback, "fallback"))
     return out

@@ -214,8 +214,8 @@ def check_faithful(where: str, api: Api, request: dict[str, Any], reply: Reply) 
     texts = [reply.reasoning, reply.final or "", *(c.arguments_text for c in reply.tool_calls),
              reply.builtin.text if reply.builtin else ""]
     for text in texts:
-        if _SPECIAL.search(text):
-            raise refuse(f"the text {text[:60]!r} contains {_SPECIAL.search(text).group()!r}, which renders "
+        if special := _SPECIAL.search(text):
+            raise refuse(f"the text {text[:60]!r} contains {special.group()!r}, which renders "
                          "as a harmony special token that gpt-oss never writes inside a message")
 
 
@@ -405,7 +405,10 @@ def completion_tokens(reply: Reply, encoding: Any) -> list[int]:
     tokens: list[int] = []
     for message in messages:
         tokens += encoding.render(message)
-    assert tokens[:2] == [START, ASSISTANT], tokens[:2]
+    if tokens[:2] != [START, ASSISTANT]:
+        raise ScriptError(f"harmony rendered an assistant message that does not open with <|start|>assistant "
+                          f"(ids {tokens[:2]}): the installed openai-harmony renders differently from the one "
+                          "the script was written for. Reinstall the harmony vLLM brings: `make setup`.")
     tokens = tokens[2:]
     if tokens[-1] == END:
         tokens[-1] = RETURN

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from gptoss_lab import vocab
+from gptoss_lab.harmony import encoding as harmony_encoding  # the one getter; nano code and tests call it by this name
 
 VOCAB_SIZE = 201_088
 FIRST_SPECIAL = 199_998
@@ -26,14 +27,6 @@ O200K_PATTERN = "|".join(
         r"""\s+""",
     ]
 )
-
-
-def harmony_encoding():  # -> openai_harmony.HarmonyEncoding
-    """Load the gpt-oss harmony encoding, provisioning the vocabulary offline first."""
-    vocab.ensure()
-    from openai_harmony import HarmonyEncodingName, load_harmony_encoding
-
-    return load_harmony_encoding(HarmonyEncodingName.HARMONY_GPT_OSS)
 
 
 def special_tokens() -> list[str]:

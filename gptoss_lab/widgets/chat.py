@@ -16,16 +16,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from gptoss_lab.display import StreamResult, _Collector
-from gptoss_lab.errors import LabError
+from gptoss_lab.display import StreamCollector, StreamResult
+from gptoss_lab.errors import Cancelled, ToolLoopError
 from gptoss_lab.loop import ToolRun, chat_assistant_message, chat_tool_message, run_calls
 from gptoss_lab.tools import Tool
 
 Effort = Literal["low", "medium", "high"]
-
-
-class Cancelled(Exception):
-    """The request was stopped by the user (the Stop button)."""
 
 
 @dataclass(frozen=True)
@@ -177,7 +173,7 @@ def run_turn(client: Any, history: Sequence[dict[str, Any]], prompt: str, option
         pending.append(chat_assistant_message(result.final or None, result.reasoning or None, result.tool_calls))
         pending += [chat_tool_message(run.call.id, run.output) for run in turn.runs[-len(result.tool_calls):]]
         on_update(turn)
-    raise LabError(
+    raise ToolLoopError(
         f"The model was still calling tools after {options.max_requests} requests, so the playground stopped "
         "the loop. Ask a narrower question, or turn tools off."
     )
@@ -186,7 +182,7 @@ def run_turn(client: Any, history: Sequence[dict[str, Any]], prompt: str, option
 def _stream_one(client: Any, body: dict[str, Any], turn: Turn, cancel: Cancel,
                 on_update: Callable[[Turn], None], interval: float) -> tuple[StreamResult, str | None]:
     cancel.check()
-    collector = _Collector()
+    collector = StreamCollector()
     turn.current = collector.result
     finish_reason = None
     stream = client.chat.completions.create(**body, stream=True, stream_options={"include_usage": True})

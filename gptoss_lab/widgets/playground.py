@@ -18,7 +18,7 @@ from typing import Any
 
 from gptoss_lab.client import ToolCallRequest
 from gptoss_lab.display import call_html
-from gptoss_lab.errors import LabError
+from gptoss_lab.errors import LabError, ServerError
 from gptoss_lab.tools import Tool
 from gptoss_lab.widgets.chat import Cancel, Cancelled, Effort, Options, Turn, run_turn
 from gptoss_lab.widgets.view import WidgetView
@@ -293,21 +293,20 @@ class Playground(WidgetView):
     # -- the server --------------------------------------------------------------------
     def _client(self) -> Any:
         """An ``openai.OpenAI`` for the current server that fails fast when nothing answers."""
-        import httpx
-        from openai import OpenAI
+        from openai import OpenAI, Timeout
 
-        from gptoss_lab.client import _key, base_url
+        from gptoss_lab.client import base_url, server_key
 
-        key = (base_url(), _key())
+        key = (base_url(), server_key())
         if key not in self._clients:
             self._clients = {key: OpenAI(base_url=key[0], api_key=key[1], max_retries=0,
-                                         timeout=httpx.Timeout(600.0, connect=5.0))}
+                                         timeout=Timeout(600.0, connect=5.0))}
         return self._clients[key]
 
     def _first_model(self, client: Any) -> str:
         ids = [m.id for m in client.models.list().data]
         if not ids:
-            raise LabError("The server serves no model; restart it with lab.serve().")
+            raise ServerError("The server serves no model; restart it with lab.serve().")
         with self._lock:
             self.model.options = ids
             self.model.value = ids[0]

@@ -10,7 +10,6 @@ started: an attached one belongs to whoever started it. Taught in
 from __future__ import annotations
 
 import html
-import re
 import threading
 import time
 from pathlib import Path
@@ -62,13 +61,14 @@ class ServerPanel(WidgetView):
     # -- what code and tests call ------------------------------------------------------
     def update(self) -> str:
         """Look at the server again and redraw; returns the state (running, attached or stopped)."""
-        from gptoss_lab import server as server_module
+        from gptoss_lab import active
+        from gptoss_lab.attach import connect
         from gptoss_lab.config import settings
 
-        found = server_module._CURRENT
+        found = active.get()
         if found is None or not found.is_running():
             try:
-                found = server_module.connect()  # attach to whatever answers at GPTOSS_LAB_BASE_URL
+                found = connect()  # attach to whatever answers at GPTOSS_LAB_BASE_URL
             except ServerError:
                 found = None
         self.server = found
@@ -113,16 +113,16 @@ class ServerPanel(WidgetView):
         self._thread.start()
 
     def _start(self) -> None:
-        from gptoss_lab import server as server_module
-        from gptoss_lab.config import settings
+        from gptoss_lab.config import server_log_path, settings
+        from gptoss_lab.launch import serve as serve_model
 
-        log = server_module.log_dir() / f"vllm-{settings().port}.log"
+        log = server_log_path(settings().port)
         started = time.time()
         result: dict[str, Any] = {}
 
         def serve() -> None:
             try:
-                result["server"] = server_module.serve(self.model_arg, timeout=self.timeout, progress=False)
+                result["server"] = serve_model(self.model_arg, timeout=self.timeout, progress=False)
             except Exception as exc:
                 result["error"] = exc
 
@@ -160,8 +160,7 @@ class ServerPanel(WidgetView):
         self.stop.disabled = self.state != "running"
 
     def _tail(self) -> None:
-        from gptoss_lab import server as server_module
-        from gptoss_lab.config import settings
+        from gptoss_lab.config import server_log_path, settings
 
         if self.server is not None and self.server.log_path is not None:
             self._show_log(self.server.log_path, self.server.logs(self.log_lines))
@@ -170,7 +169,7 @@ class ServerPanel(WidgetView):
             self.log.value = ("<span style='color:#6b7280'>no log here: this server was not started by the lab. "
                               "Its log is wherever it was started.</span>")
             return
-        last = server_module.log_dir() / f"vllm-{settings().port}.log"
+        last = server_log_path(settings().port)
         text = "\n".join(last.read_text(errors="replace").splitlines()[-self.log_lines:]) if last.exists() else ""
         self._show_log(last if text else None, text)
 
@@ -185,8 +184,7 @@ class ServerPanel(WidgetView):
     def _preset(self) -> str:
         from gptoss_lab import presets
         from gptoss_lab.config import settings
-        from gptoss_lab.models import model_key
-        from gptoss_lab.server import resolve_model
+        from gptoss_lab.models import model_key, resolve_model
 
         served = self.server.model_id() if self.server is not None else ""
         name = model_key(served) if served else resolve_model(self.model_arg or settings().model)
@@ -197,14 +195,10 @@ class ServerPanel(WidgetView):
 
 
 def _phase(log_text: str) -> str:
-    """The start-up phase the log has reached (the phases of :data:`gptoss_lab.server.PHASES`)."""
-    from gptoss_lab.server import PHASES
+    """The start-up phase the log has reached (the phases of :data:`gptoss_lab.startup.PHASES`)."""
+    from gptoss_lab import startup
 
-    reached = "starting"
-    for name, pattern in PHASES:
-        if re.search(pattern, log_text):
-            reached = name
-    return reached
+    return startup.advance(log_text)
 
 
 def server_panel(model: str | None = None, *, log_lines: int = 15, timeout: float | None = None) -> ServerPanel:

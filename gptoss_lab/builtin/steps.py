@@ -84,7 +84,7 @@ def _from_items(items: list[Any]) -> list[Row]:
     return rows
 
 
-class Transcript:
+class BuiltinTranscript:
     """Rows of a built-in tool request; HTML in Jupyter, plain text elsewhere."""
 
     def __init__(self, rows: list[Row], source: str) -> None:
@@ -132,7 +132,7 @@ class Transcript:
         return "".join(parts)
 
 
-def transcript(response: Any) -> Transcript:
+def transcript(response: Any) -> BuiltinTranscript:
     """The steps of a Responses API response that used built-in tools, readably.
 
     Uses ``output_messages`` when the request asked for them
@@ -141,5 +141,5 @@ def transcript(response: Any) -> Transcript:
     """
     messages = _get(response, "output_messages")
     if messages:
-        return Transcript(_from_messages(list(messages)), "output_messages")
-    return Transcript(_from_items(list(_get(response, "output") or [])), "output")
+        return BuiltinTranscript(_from_messages(list(messages)), "output_messages")
+    return BuiltinTranscript(_from_items(list(_get(response, "output") or [])), "output")

@@ -15,16 +15,16 @@ import json
 import math
 import random
 import time
-from collections.abc import Coroutine, Sequence
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import Any
 
 import httpx
 
+from gptoss_lab.aio import run_sync
+from gptoss_lab.api import auth_headers
 from gptoss_lab.bench.metrics import RequestRecord, compute
 from gptoss_lab.bench.results import RunResult, Sweep, environment
 from gptoss_lab.bench.workloads import Workload, WorkloadName, read_event
-
-T = TypeVar("T")
 
 _START_HINT = ("Start it with `lab.serve()` in a notebook or `gptoss-lab serve` in a terminal, "
                "or set GPTOSS_LAB_BASE_URL to the server's URL.")
@@ -141,19 +141,18 @@ async def arun(workload: WorkloadName = "chat", *, requests: int = 8, concurrenc
                model: str | None = None, timeout: float = 300.0, progress: bool = True,
                percentiles: Sequence[float] = (99,)) -> RunResult:
     """Benchmark one workload at one load; the awaitable form of :func:`run`."""
-    from gptoss_lab.client import _key
     from gptoss_lab.client import base_url as lab_url
+    from gptoss_lab.client import server_key
 
     url = (base_url or lab_url()).rstrip("/") + "/"
-    key = api_key if api_key is not None else _key()
+    key = api_key if api_key is not None else server_key()
     work = Workload(workload, input_len=input_len, output_len=output_len, seed=seed)
     settings = {"workload": workload, "requests": requests, "concurrency": concurrency, "rate": rate,
                 "warmup": warmup, "input_len": input_len if workload == "completions" else None,
                 "output_len": output_len if workload == "completions" else None, "seed": seed,
                 "burstiness": burstiness, "base_url": url.rstrip("/"), "model": model}
     limits = httpx.Limits(max_connections=max(concurrency or requests, 1) + 2, max_keepalive_connections=None)
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
-    async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits,
+    async with httpx.AsyncClient(base_url=url, headers=auth_headers(key), limits=limits,
                                  timeout=httpx.Timeout(timeout, connect=10.0)) as http:
         try:
             model = model or await _served_model(http)
@@ -194,18 +193,6 @@ async def arun(workload: WorkloadName = "chat", *, requests: int = 8, concurrenc
     return result
 
 
-def _sync(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine to completion, also from inside Jupyter's running event loop."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coroutine)
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(max_workers=1) as pool:  # Jupyter: its loop is busy running this cell
-        return pool.submit(asyncio.run, coroutine).result()
-
-
 def run(workload: WorkloadName = "chat", *, requests: int = 8, concurrency: int | None = 1,
         rate: float | None = None, warmup: int = 1, input_len: int = 128, output_len: int = 64, seed: int = 0,
         burstiness: float = 1.0, base_url: str | None = None, api_key: str | None = None, model: str | None = None,
@@ -231,7 +218,7 @@ def run(workload: WorkloadName = "chat", *, requests: int = 8, concurrency: int 
         A :class:`RunResult`; failed requests are counted in it, never raised.
         Taught in ``notebooks/06_benchmark.ipynb``.
     """
-    return _sync(arun(workload, requests=requests, concurrency=concurrency, rate=rate, warmup=warmup,
+    return run_sync(arun(workload, requests=requests, concurrency=concurrency, rate=rate, warmup=warmup,
                       input_len=input_len, output_len=output_len, seed=seed, burstiness=burstiness,
                       base_url=base_url, api_key=api_key, model=model, timeout=timeout, progress=progress,
                       percentiles=percentiles))

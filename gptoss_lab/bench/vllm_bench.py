@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gptoss_lab.bench.load import run
+from gptoss_lab.bench.loadgen import run
 from gptoss_lab.bench.results import RunResult
-from gptoss_lab.errors import LabError
+from gptoss_lab.errors import CrossCheckError
 
 COMPARED = ("output_throughput", "median_ttft_ms")
 """The figures that must agree."""
@@ -39,10 +39,6 @@ SHOWN = (
     ("median_tpot_ms", "median TPOT (ms)"), ("median_itl_ms", "median ITL (ms)"),
     ("median_e2el_ms", "median E2E latency (ms)"),
 )
-
-
-class CrossCheckError(LabError):
-    """``vllm bench serve`` did not run or left no result."""
 
 
 def vllm_bench_command(base_url: str, *, input_len: int, output_len: int, concurrency: int, requests: int,
@@ -76,15 +72,15 @@ def run_vllm_bench(base_url: str | None = None, *, input_len: int = 128, output_
     Raises:
         CrossCheckError: the command failed (its last output lines are in the message).
     """
-    from gptoss_lab.client import _key
     from gptoss_lab.client import base_url as lab_url
+    from gptoss_lab.client import server_key
 
     url = base_url or lab_url()
     with tempfile.TemporaryDirectory(prefix="vllm-bench-") as folder:
         result_file = Path(folder) / "result.json"
         command = vllm_bench_command(url, input_len=input_len, output_len=output_len, concurrency=concurrency,
                                      requests=requests, warmup=warmup, seed=seed, result_file=result_file)
-        env = bench_env(_key())
+        env = bench_env(server_key())
         started = time.perf_counter()
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
@@ -189,8 +185,8 @@ def crosscheck(*, input_len: int = 128, output_len: int = 64, concurrency: int =
 
     Taught in ``notebooks/06_benchmark.ipynb``.
     """
-    load = {"input_len": input_len, "output_len": output_len, "concurrency": concurrency, "requests": requests,
-            "warmup": warmup, "seed": seed}
+    load: dict[str, Any] = {"input_len": input_len, "output_len": output_len, "concurrency": concurrency,
+                            "requests": requests, "warmup": warmup, "seed": seed}
     labs: list[RunResult] = []
     vllms: list[dict[str, Any]] = []
     command: list[str] = []
