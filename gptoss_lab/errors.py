@@ -23,6 +23,10 @@ class ServerError(LabError):
     """The vLLM server could not be started, reached or stopped."""
 
 
+class PortError(ServerError, ValueError):
+    """The port asked for cannot serve: not a port number, out of range, or taken by another program or lab start."""
+
+
 class ScriptError(LabError, ValueError):
     """gpt-oss-nano's script (``gptoss_lab/nano/script.json``) is malformed."""
 

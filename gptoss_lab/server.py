@@ -20,7 +20,7 @@ from gptoss_lab import process
 from gptoss_lab.builtin.servers import ToolServers
 from gptoss_lab.config import default_cache_dir, private_dir, url_host
 from gptoss_lab.diagnose import diagnose
-from gptoss_lab.errors import LabWarning, ServerError
+from gptoss_lab.errors import LabWarning, PortError, ServerError
 from gptoss_lab.redact import redact
 
 # (phase shown to the user, a log line that marks its start)
@@ -33,6 +33,10 @@ PHASES: list[tuple[str, str]] = [
     ("capturing CUDA graphs", r"Capturing CUDA graph|Graph capturing"),
     ("starting the HTTP server", r"Starting vLLM (API )?server|Available routes"),
 ]
+
+_NOISE = re.compile(r"\s*(nanobind: |- leaked (instance|type|function)|- \.\.\. skipped remainder"
+                    r"|See https://nanobind\.readthedocs)")
+"""Lines that say nothing about the server (triton's nanobind reports leaks at exit), left out of log tails."""
 
 
 def log_dir() -> Path:
@@ -67,6 +71,8 @@ class VLLMServer:
     """The id ``/v1/models`` reports, cached by :meth:`model_id`."""
     tools: ToolServers | None = None
     """The built-in tool servers started with it (``serve(builtin_tools=...)``); stopped with it."""
+    death: str = field(default="", repr=False)
+    """Why the server died, once :meth:`check_alive` found it dead (it says so again on every call)."""
 
     @property
     def url(self) -> str:
@@ -110,18 +116,39 @@ class VLLMServer:
         """Start the server process group (returns at once; call :meth:`wait`)."""
         if self.proc is not None:
             raise ServerError("This server was already started; call stop() first.")
-        if process.port_in_use(self.host, self.port):
-            raise ServerError(self._port_taken_message())
+        self.check_port()
+        self.death = ""
         env = self.environment()
+        self._claim_port()  # atomic: a second start on this port, in any process, is refused from here on
         self.log_path = self.log_path or log_dir() / f"vllm-{self.port}.log"
         private_dir(self.log_path.parent)
         if self.log_path.exists() and self.log_path.stat().st_size:
             # Keep the previous run's log (one generation) instead of truncating it.
             self.log_path.replace(self.log_path.with_name(self.log_path.name + ".1"))
         self.log_path.write_text("")
-        self.proc = process.spawn(self.argv(), env=env, log_path=self.log_path)
-        self._write_pidfile()
+        try:
+            self.proc = process.spawn(self.argv(), env=env, log_path=self.log_path)
+        finally:
+            self._write_pidfile()  # the claim becomes the record (or, if the spawn failed, is dropped)
         return self
+
+    def check_port(self) -> None:
+        """Raise :class:`PortError` unless ``port`` is a port number nothing listens on and no lab start has claimed.
+
+        The message names the port and what to do: connect to the vLLM server already there, stop it,
+        or pick another port.
+        """
+        if isinstance(self.port, bool) or not isinstance(self.port, int):
+            raise PortError(f"port={self.port!r} is not a port number: pass an int from 1 to 65535, for example "
+                            "`lab.serve(port=8001)`.")
+        if not 1 <= self.port <= 65535:
+            raise PortError(f"port={self.port} is out of range: a TCP port is a number from 1 to 65535 (below 1024 "
+                            "only root may bind). Pass one such as `lab.serve(port=8001)`.")
+        if process.port_in_use(self.host, self.port):
+            raise PortError(self._port_taken_message())
+        claim = _live_claim(self._pidfile())
+        if claim is not None:
+            raise PortError(self._port_claimed_message(claim))
 
     def wait(self, timeout: float = 900.0, *, progress: bool = True) -> VLLMServer:
         """Block until ``/health`` answers, showing the start-up phase.
@@ -140,7 +167,7 @@ class VLLMServer:
                 show(phase, elapsed)
                 code = self.proc.poll() if self.proc is not None else None  # type: ignore[attr-defined]
                 if code is not None:
-                    self._fail(f"vLLM exited with code {code} while starting.")
+                    self._fail(f"vLLM exited with code {code} while starting on port {self.port}.")
                 if self._healthy(http):
                     show("ready", elapsed)
                     return self
@@ -159,6 +186,8 @@ class VLLMServer:
         the log's last lines; the rest of the server's process group is stopped first, so
         nothing of it is left running. An attached server (not ours) is not checked.
         """
+        if self.death:
+            raise ServerError(self.death)
         code = self.proc.poll() if self.proc is not None else None  # type: ignore[attr-defined]
         if code is None:
             return
@@ -168,8 +197,12 @@ class VLLMServer:
             how = f"was killed by {name}" + (" (as the kernel's out-of-memory killer does)" if -code == 9 else "")
         else:
             how = f"exited with code {code}"
-        self._fail(f"The vLLM server on port {self.port} (pid {pid}) {how}; it no longer serves {self.url}. "
-                   "Start it again (`lab.serve()` or `gptoss-lab serve`).")
+        try:
+            self._fail(f"The vLLM server on port {self.port} (pid {pid}) {how}; it no longer serves {self.url}. "
+                       "Start it again (`lab.serve()` or `gptoss-lab serve`).")
+        except ServerError as error:
+            self.death = str(error)
+            raise
 
     def stop(self, grace: float = 15.0) -> None:
         """Stop the server: SIGTERM to its process group, SIGKILL after ``grace`` seconds; then its tool servers."""
@@ -181,9 +214,10 @@ class VLLMServer:
         if self.proc is None:
             return
         process.stop_group(self.proc.pid, grace=grace, proc=self.proc)  # type: ignore[attr-defined,arg-type]
-        self.proc = None
+        pid, self.proc = self.proc.pid, None  # type: ignore[attr-defined]
         self.served_name = ""
-        self._pidfile().unlink(missing_ok=True)
+        if _read_record(self._pidfile()).get("pid") == pid:  # never drop the record of another start's server
+            self._pidfile().unlink(missing_ok=True)
 
     def __enter__(self) -> VLLMServer:
         return self
@@ -218,7 +252,7 @@ class VLLMServer:
         """Return the last ``lines`` lines of the server log, keys and tokens hidden."""
         if self.log_path is None or not self.log_path.exists():
             return ""
-        text = self.log_path.read_text(errors="replace").splitlines()
+        text = [line for line in self.log_path.read_text(errors="replace").splitlines() if not _NOISE.match(line)]
         return redact("\n".join(text[-lines:]), [self.api_key])
 
     def is_running(self) -> bool:
@@ -281,10 +315,41 @@ class VLLMServer:
                 "start on another port: `lab.serve(port=...)` or GPTOSS_LAB_PORT."
             )
 
+    def _port_claimed_message(self, claim: dict[str, object]) -> str:
+        who = f"pid {claim['pid']}" if claim.get("pid") else f"by the process {claim.get('owner')}"
+        return (
+            f"Port {self.port} is taken: the lab is already starting a vLLM server there ({who}, log: "
+            f"{claim.get('log')}); it does not answer yet. Wait for it and use it (`lab.connect(\"{self.url}\")`), "
+            f"stop it with `gptoss-lab stop --port {self.port}`, or start on a free port: `lab.serve(port=...)`."
+        )
+
     def _pidfile(self) -> Path:
         return log_dir() / f"vllm-{self.port}.json"
 
+    def _claim_port(self) -> None:
+        """Create the port's pidfile exclusively (no pid yet); a stale one (its server gone) is replaced."""
+        path = self._pidfile()
+        private_dir(path.parent)
+        record = json.dumps({"pid": None, "owner": os.getpid(), "owner_identity": process.identity(os.getpid()),
+                             "port": self.port, "log": str(self.log_path or log_dir() / f"vllm-{self.port}.log")})
+        for _ in range(3):
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                claim = _live_claim(path)
+                if claim is not None:
+                    raise PortError(self._port_claimed_message(claim)) from None
+                path.unlink(missing_ok=True)
+                continue
+            with os.fdopen(fd, "w") as f:
+                f.write(record)
+            return
+        raise PortError(self._port_claimed_message({"owner": "another"}))
+
     def _write_pidfile(self) -> None:
+        if self.pid is None:
+            self._pidfile().unlink(missing_ok=True)
+            return
         record = {
             "pid": self.pid, "owner": os.getpid(), "model": self.model, "url": self.url,
             "port": self.port, "log": str(self.log_path),
@@ -380,6 +445,8 @@ def orphans() -> list[dict[str, object]]:
     found = []
     for record in _records():
         pid, owner = int(record.get("pid") or 0), int(record.get("owner") or 0)
+        if not pid:
+            continue  # a start in progress (its claim on the port), or a stale claim the next start replaces
         if not _still_ours(record):
             Path(str(record["pidfile"])).unlink(missing_ok=True)  # stale record: gone, or its PID reused
             continue
@@ -387,6 +454,23 @@ def orphans() -> list[dict[str, object]]:
         if pid and owner_gone:
             found.append(record)
     return found
+
+
+def _read_record(path: Path) -> dict[str, object]:
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def _live_claim(path: Path) -> dict[str, object] | None:
+    """The record in ``path`` if it still holds its port: its server runs, or its starter is spawning it now."""
+    record = _read_record(path)
+    if record.get("pid"):
+        return record if _still_ours(record) else None
+    owner, recorded = int(record.get("owner") or 0), record.get("owner_identity")  # type: ignore[call-overload]
+    return record if owner and isinstance(recorded, dict) and process.same_process(owner, recorded) else None
 
 
 def _still_ours(record: dict[str, object]) -> bool:
@@ -404,8 +488,8 @@ def stop_port(port: int, grace: float = 15.0) -> bool:
         True if a server was stopped, False if the lab has no running server there.
     """
     for record in _records():
-        if int(record.get("port") or 0) != port:  # type: ignore[call-overload]
-            continue
+        if int(record.get("port") or 0) != port or not record.get("pid"):  # type: ignore[call-overload]
+            continue  # another port, or a start in progress that has no process yet
         if _still_ours(record):
             process.stop_group(int(record["pid"]), grace=grace)  # type: ignore[call-overload]
             Path(str(record["pidfile"])).unlink(missing_ok=True)
@@ -545,12 +629,13 @@ def serve(
                 )
             return attached
     host = host or cfg.host
-    port = port or cfg.port
+    port = cfg.port if port is None else port
     key = api_key or cfg.api_key
     if host not in ("127.0.0.1", "localhost", "::1") and not key:
         key = secrets.token_urlsafe(24)
         print(f"Binding to {host} exposes the server: generated API key {key[:4]}...{key[-2:]} "
               "(read it from `server.api_key`).", file=sys.stderr)
+    VLLMServer("", host=host, port=port).check_port()  # before building nano or starting tool servers
     from gptoss_lab.models import NANO_MODELS
 
     name = resolve_model(model or cfg.model)
