@@ -160,16 +160,18 @@ def test_64_concurrent_streams_through_the_lab_client_all_complete(drill: Drill,
     group_before = _rss_mib(_family(server.pid))
     mine_before = _rss_mib({os.getpid()})
 
-    async def one(client, i: int) -> tuple[int, str | None]:
+    async def one(client, i: int) -> tuple[int, str | None]:  # noqa: ANN001
         stream = await client.chat.completions.create(
             model=server.model_id(), messages=[{"role": "user", "content": f"Fault drill stream {i}"}],
-            max_tokens=16, stream=True,
+            max_tokens=16, stream=True, stream_options={"include_usage": True},
         )
-        chunks, finish = 0, None
+        tokens, finish = 0, None
         async for chunk in stream:
-            chunks += 1
-            finish = chunk.choices[0].finish_reason if chunk.choices else finish
-        return chunks, finish
+            if chunk.choices and chunk.choices[0].finish_reason:
+                finish = chunk.choices[0].finish_reason
+            if chunk.usage:
+                tokens = chunk.usage.completion_tokens
+        return tokens, finish
 
     async def all_of_them() -> list[tuple[int, str | None]]:
         async with lab.async_client(max_retries=0, timeout=600) as client:
@@ -178,8 +180,8 @@ def test_64_concurrent_streams_through_the_lab_client_all_complete(drill: Drill,
     started = time.monotonic()
     results = asyncio.run(all_of_them())
     took = time.monotonic() - started
-    assert len(results) == 64 and all(chunks >= 2 for chunks, _ in results), results
-    assert all(finish in ("length", "stop") for _, finish in results), results
+    assert len(results) == 64, results
+    assert all(1 <= tokens <= 16 and finish for tokens, finish in results), results  # each ran to its end
     assert took < 600
     assert server.is_running() and server.check_alive() is None
     grew_server = _rss_mib(_family(server.pid)) - group_before
