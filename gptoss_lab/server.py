@@ -594,6 +594,10 @@ def serve(
             passed to vLLM as ``--tool-server``; stopping the server stops them.
         corpus: folder(s) the browser searches (default: the lab's README, docs and notebooks).
 
+    Raises:
+        PortError: ``port`` is not a port number, or something holds it; raised before anything is started.
+        ServerError: vLLM did not start (the message says why and shows its log's last lines).
+
     Taught in ``notebooks/01_serve.ipynb``.
     """
     import secrets
