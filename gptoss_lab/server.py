@@ -120,13 +120,13 @@ class VLLMServer:
         self.death = ""
         env = self.environment()
         self._claim_port()  # atomic: a second start on this port, in any process, is refused from here on
-        self.log_path = self.log_path or log_dir() / f"vllm-{self.port}.log"
-        private_dir(self.log_path.parent)
-        if self.log_path.exists() and self.log_path.stat().st_size:
-            # Keep the previous run's log (one generation) instead of truncating it.
-            self.log_path.replace(self.log_path.with_name(self.log_path.name + ".1"))
-        self.log_path.write_text("")
         try:
+            self.log_path = self.log_path or log_dir() / f"vllm-{self.port}.log"
+            private_dir(self.log_path.parent)
+            if self.log_path.exists() and self.log_path.stat().st_size:
+                # Keep the previous run's log (one generation) instead of truncating it.
+                self.log_path.replace(self.log_path.with_name(self.log_path.name + ".1"))
+            self.log_path.write_text("")
             self.proc = process.spawn(self.argv(), env=env, log_path=self.log_path)
         finally:
             self._write_pidfile()  # the claim becomes the record (or, if the spawn failed, is dropped)
