@@ -141,6 +141,9 @@ def stop_group(pgid: int, *, grace: float = 15.0, proc: subprocess.Popen[bytes] 
     if proc is not None:
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=5)
+    deadline = time.monotonic() + 5
+    while group_alive(pgid) and time.monotonic() < deadline:  # a big process takes a moment to exit after SIGKILL
+        time.sleep(0.05)
     _LIVE.pop(pgid, None)
 
 

@@ -138,7 +138,7 @@ def test_lab_says_at_once_when_its_server_dies_and_exits_1(untrained_nano: Path,
         assert "JupyterLab keeps running" in text and said_after < 10
         status = httpx.get(f"{lab.jupyter}/api/status", params={"token": TOKEN}, timeout=10)
         assert status.status_code == 200, "JupyterLab still serves the notebooks"
-        assert not process.group_alive(lab.server), "nothing of the dead server is left"
+        assert _wait_for(lambda: not process.group_alive(lab.server), 5), "nothing of the dead server is left"
         os.killpg(lab.proc.pid, signal.SIGINT)
         assert lab.proc.wait(timeout=180) == 1
         assert not process.group_alive(lab.jupyter_pid)
