@@ -207,7 +207,7 @@ def untrained_nano(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def foreign_port() -> Iterator[Callable[..., int]]:
-    """Return a function that takes a free port with a program that is not vLLM; the port is freed after the test.
+    """Return a function that takes a port (default: a free one) with a program that is not vLLM; freed after the test.
 
     The program accepts each connection and closes it at once, as a server of another protocol
     might, so a client that asks it something fails at once instead of waiting for its timeout.
@@ -217,8 +217,8 @@ def foreign_port() -> Iterator[Callable[..., int]]:
 
     held: list[socket.socket] = []
 
-    def take(host: str = "127.0.0.1") -> int:
-        listener = socket.create_server((host, 0))
+    def take(host: str = "127.0.0.1", port: int = 0) -> int:
+        listener = socket.create_server((host, port))
         held.append(listener)
 
         def refuse() -> None:

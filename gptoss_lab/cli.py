@@ -88,15 +88,22 @@ def _stop(args: argparse.Namespace) -> int:
 
 
 def _lab(args: argparse.Namespace) -> int:
-    """Start (or attach to) the model server, then JupyterLab; stop the server when Jupyter exits."""
+    """Start (or attach to) the model server, then JupyterLab, and watch both until Ctrl-C.
+
+    Ctrl-C (or SIGTERM) stops JupyterLab gracefully, as its own SIGTERM handler does (kernels are shut
+    down, so they stop the servers they started), then the server this command started (never an
+    attached one). If that server dies, the cause and its log are printed at once; JupyterLab keeps
+    running so work can be saved, and the command exits 1 when it ends.
+    """
     import os
     import secrets
-    import subprocess
 
+    from gptoss_lab import process
+    from gptoss_lab.errors import ServerError
     from gptoss_lab.launch import serve
 
     def _terminate(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt  # run the finally below: the server stops with JupyterLab
+        raise KeyboardInterrupt  # during the server's start: serve() stops what it started
 
     signal.signal(signal.SIGTERM, _terminate)
     server = serve(args.model)
@@ -105,19 +112,43 @@ def _lab(args: argparse.Namespace) -> int:
     if server.api_key:
         env["GPTOSS_LAB_API_KEY"] = server.api_key
     print(f"Model server: {server.url} ({'attached' if server.attached else 'started'}, log: {server.log_path})")
-    print(f"JupyterLab:   http://127.0.0.1:{args.jupyter_port}/lab?token={token}")
+    print(f"JupyterLab:   http://127.0.0.1:{args.jupyter_port}/lab?token={token}", flush=True)
     command = [
         sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={args.jupyter_port}",
         "--ip=127.0.0.1", f"--notebook-dir={args.notebooks}",
     ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         command.append("--allow-root")  # containers and cloud VMs often run as root
+    stops = {signal.SIGINT, signal.SIGTERM}
+    died = False
     try:
-        return subprocess.call(command, env=env)
+        # Its own session, so Ctrl-C reaches only this command (JupyterLab would ask "Shut down?"); it dies with us.
+        jupyter = process.spawn(command, env=env, log_path=None)
+        signal.pthread_sigmask(signal.SIG_BLOCK, stops)  # after the spawn: children must not inherit the mask
+        while True:
+            received = signal.sigtimedwait(stops, 1.0)
+            if received is not None:
+                code = 128 + received.si_signo
+                break
+            if jupyter.poll() is not None:
+                code = jupyter.returncode
+                break
+            if not died:
+                try:
+                    server.check_alive()
+                except ServerError as error:
+                    died = True
+                    print(f"\n{error}\n\nJupyterLab keeps running so you can save your work, but the notebooks have "
+                          "no model server now. Press Ctrl-C and run `gptoss-lab lab` again to start one.",
+                          file=sys.stderr, flush=True)
+        print("Stopping JupyterLab (its kernels stop the servers they started)...", file=sys.stderr, flush=True)
+        process.stop_group(jupyter.pid, grace=60.0, proc=jupyter)
     except KeyboardInterrupt:
-        return 130
+        code = 130
     finally:
         server.stop()  # a no-op for a server this command only attached to
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, stops)
+    return 1 if died else code
 
 
 def _bench(args: argparse.Namespace) -> int:

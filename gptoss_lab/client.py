@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -105,13 +106,30 @@ def is_harmony_failure(exc: BaseException) -> bool:
     return isinstance(exc, openai.InternalServerError) and bool(_HARMONY_TEXT.search(error_message(exc)))
 
 
-def _raise_if_our_server_died(exc: Exception) -> None:
-    """Turn a connection error to a server this kernel started, which has died, into why it died."""
+def raise_if_our_server_died(exc: BaseException, *, settle: float = 20.0) -> None:
+    """Raise :class:`~gptoss_lab.errors.ServerError` if ``exc`` came from the death of a server this kernel started.
+
+    A connection error, a stream cut off, or an error in place of the rest of a stream (vLLM's answer once
+    its engine process has died) counts when the server's ``/health`` no longer answers: the lab waits up to
+    ``settle`` seconds for vLLM to exit (it does within seconds of its engine's death), then raises the
+    message of :meth:`~gptoss_lab.server.VLLMServer.check_alive`. Otherwise it returns, and the caller
+    raises ``exc`` as it was.
+    """
+    import httpx
     import openai
 
     ours = active.get()
-    if isinstance(exc, openai.APIConnectionError) and ours is not None and not ours.attached:
-        ours.check_alive()  # raises ServerError naming the signal or exit code and the log
+    if ours is None or ours.attached or ours.proc is None:
+        return
+    broken = isinstance(exc, openai.APIConnectionError | httpx.TransportError) or (
+        isinstance(exc, openai.APIError) and not isinstance(exc, openai.APIStatusError))  # an error event mid-stream
+    dying = isinstance(exc, openai.APIStatusError) and exc.status_code >= 500  # e.g. EngineDeadError
+    if not (broken or dying) or ours.is_running():
+        return
+    deadline = time.monotonic() + settle
+    while ours.proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    ours.check_alive()  # raises ServerError naming the signal or exit code and the log
 
 
 def send(create: Callable[..., T], **kwargs: Any) -> T:
@@ -123,7 +141,7 @@ def send(create: Callable[..., T], **kwargs: Any) -> T:
     try:
         return create(**kwargs)
     except Exception as exc:
-        _raise_if_our_server_died(exc)
+        raise_if_our_server_died(exc)
         if not is_harmony_failure(exc):
             raise
         first = error_message(exc)

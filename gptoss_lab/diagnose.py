@@ -107,6 +107,17 @@ _KNOWN: list[tuple[str, Diagnosis]] = [
             "a custom checkpoint must too.",
         ),
     ),
+    (
+        r"engine core exited unexpectedly|Engine core proc \S+ died unexpectedly|EngineDeadError",
+        Diagnosis(
+            "vLLM's engine process died",
+            "Its engine core process ended without being asked to (killed by a signal, such as the out-of-memory "
+            "killer's SIGKILL, or crashed: the first error above it in the log says which; `dmesg | grep -i "
+            "'killed process'` lists the OOM killer's victims), and the API server shut down after it. Start "
+            "the server again; if memory ran out, lower `--max-model-len` or the KV cache "
+            "(`--gpu-memory-utilization` on a GPU, `VLLM_CPU_KVCACHE_SPACE` on a CPU).",
+        ),
+    ),
 ]
 
 

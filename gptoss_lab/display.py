@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from gptoss_lab.client import ToolCallRequest, reasoning_of, usage_counts
+from gptoss_lab.client import ToolCallRequest, raise_if_our_server_died, reasoning_of, usage_counts
 from gptoss_lab.jupyter import in_jupyter
 
 _DIM = "color:#6b7280;white-space:pre-wrap;font-size:0.92em"
@@ -167,7 +167,18 @@ def show_stream(stream: Iterable[Any], *, interval: float = 0.25, jupyter: bool 
     appear as they arrive; usage and tokens/s come at the end. Pass
     ``stream_options={"include_usage": True}`` (Chat) to get the server's token
     counts; otherwise text deltas are counted.
+
+    Raises:
+        ServerError: the stream broke because the server this kernel started died (the message says how).
     """
+    try:
+        return _show(stream, interval, jupyter, out)
+    except Exception as exc:
+        raise_if_our_server_died(exc)  # a stream cut off by the death of the lab's own server says why
+        raise
+
+
+def _show(stream: Iterable[Any], interval: float, jupyter: bool | None, out: TextIO | None) -> StreamResult:
     collector = StreamCollector()
     if jupyter is None:
         jupyter = in_jupyter()

@@ -37,6 +37,10 @@ class WrongKeyError(AttachError):
     """A server answers at the URL but refuses the API key the lab sent (HTTP 401)."""
 
 
+class PortError(ServerError, ValueError):
+    """The port asked for cannot serve: not a port number, out of range, or taken by another program or lab start."""
+
+
 class ScriptError(LabError, ValueError):
     """gpt-oss-nano's script (``gptoss_lab/nano/script.json``) is malformed."""
 

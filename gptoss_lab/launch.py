@@ -74,6 +74,10 @@ def serve(
             downloads nothing (:mod:`gptoss_lab.dummy`): answers are noise, while speed,
             memory and start time are real. A capacity check before downloading 20b/120b.
 
+    Raises:
+        PortError: ``port`` is not a port number, or something holds it; raised before anything is started.
+        ServerError: vLLM did not start (the message says why and shows its log's last lines).
+
     Taught in ``notebooks/01_serve.ipynb``.
     """
     cfg = settings()
@@ -104,12 +108,13 @@ def serve(
                 )
             return attached
     host = host or cfg.host
-    port = port or cfg.port
+    port = cfg.port if port is None else port
     key = api_key or cfg.api_key
     if host not in ("127.0.0.1", "localhost", "::1") and not key:
         key = secrets.token_urlsafe(24)
         print(f"Binding to {host} exposes the server: generated API key {key[:4]}...{key[-2:]} "
               "(read it from `server.api_key`).", file=sys.stderr)
+    VLLMServer("", host=host, port=port).check_port()  # before building nano or starting tool servers
     name = resolve_model(model or cfg.model)
     preset = presets.for_machine(name)
     if weights == "dummy":

@@ -46,20 +46,21 @@ def _die_with_parent() -> None:
 
 
 def spawn(
-    argv: list[str], *, env: dict[str, str], log_path: Path, tie_to_parent: bool = True
+    argv: list[str], *, env: dict[str, str], log_path: Path | None, tie_to_parent: bool = True
 ) -> subprocess.Popen[bytes]:
-    """Start ``argv`` in a new process group, stdout and stderr appended to ``log_path``.
+    """Start ``argv`` in a new process group, stdout and stderr appended to ``log_path`` (None: this process's).
 
     With ``tie_to_parent`` the child is stopped when this process dies, even by SIGKILL.
     """
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("ab") as log:
+    if log_path is not None:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") if log_path is not None else contextlib.nullcontext() as log:
         def start() -> subprocess.Popen[bytes]:
             return subprocess.Popen(
                 argv,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
-                stderr=subprocess.STDOUT,
+                stderr=subprocess.STDOUT if log is not None else None,
                 env=env,
                 start_new_session=True,
                 preexec_fn=_die_with_parent if tie_to_parent else None,
@@ -140,6 +141,9 @@ def stop_group(pgid: int, *, grace: float = 15.0, proc: subprocess.Popen[bytes] 
     if proc is not None:
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=5)
+    deadline = time.monotonic() + 5
+    while group_alive(pgid) and time.monotonic() < deadline:  # a big process takes a moment to exit after SIGKILL
+        time.sleep(0.05)
     _LIVE.pop(pgid, None)
 
 

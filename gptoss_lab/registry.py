@@ -31,9 +31,52 @@ def write(pid: int, *, model: str, url: str, port: int, log: Path | None) -> Non
     path.write_text(json.dumps(record))
 
 
-def remove(port: int) -> None:
-    """Delete the pidfile of the server on ``port`` (it has stopped)."""
-    pidfile_path(port).unlink(missing_ok=True)
+def remove(port: int, *, pid: int | None = None) -> None:
+    """Delete the pidfile of the server on ``port`` (it has stopped); with ``pid``, only if it records that process."""
+    if pid is None or read(port).get("pid") == pid:
+        pidfile_path(port).unlink(missing_ok=True)
+
+
+def read(port: int) -> Record:
+    """Return the pidfile record of ``port`` (empty when there is none or it cannot be read)."""
+    try:
+        record = json.loads(pidfile_path(port).read_text())
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def live_claim(port: int) -> Record | None:
+    """The record of ``port`` if it still holds the port: its server runs, or its starter is spawning it now."""
+    record = read(port)
+    if record.get("pid"):
+        return record if still_ours(record) else None
+    owner, recorded = int(record.get("owner") or 0), record.get("owner_identity")
+    return record if owner and isinstance(recorded, dict) and process.same_process(owner, recorded) else None
+
+
+def claim(port: int, log: Path) -> Record | None:
+    """Write the pidfile of ``port`` with no pid yet, so one start at a time owns the port.
+
+    Claims are made under an exclusive lock on one file beside the pidfiles, so of any number of
+    simultaneous starts (threads or processes) exactly one wins. A stale record (its server gone,
+    its starter dead) is replaced. Returns None once the port is claimed, or the live record that holds it.
+    """
+    import fcntl
+
+    path = pidfile_path(port)
+    private_dir(path.parent)
+    with open(path.parent / ".claims.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        holder = live_claim(port)
+        if holder is not None:
+            return holder
+        record = {"pid": None, "owner": os.getpid(), "owner_identity": process.identity(os.getpid()),
+                  "port": port, "log": str(log)}
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(json.dumps(record))
+        return None
 
 
 def records() -> list[Record]:
@@ -69,6 +112,8 @@ def orphans() -> list[Record]:
     found = []
     for record in records():
         pid, owner = int(record.get("pid") or 0), int(record.get("owner") or 0)
+        if not pid:
+            continue  # a start in progress (its claim on the port), or a stale claim the next start replaces
         if not still_ours(record):
             Path(str(record["pidfile"])).unlink(missing_ok=True)  # stale record: gone, or its PID reused
             continue
@@ -85,8 +130,8 @@ def stop_port(port: int, grace: float = 15.0) -> bool:
         True if a server was stopped, False if the lab has no running server there.
     """
     for record in records():
-        if int(record.get("port") or 0) != port:
-            continue
+        if int(record.get("port") or 0) != port or not record.get("pid"):
+            continue  # another port, or a start in progress that has no process yet
         if still_ours(record):
             process.stop_group(int(record["pid"]), grace=grace)
             Path(str(record["pidfile"])).unlink(missing_ok=True)

@@ -7,6 +7,7 @@ The notebook entry points that choose, build and attach (``lab.serve``, ``lab.co
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -20,13 +21,17 @@ from typing import TYPE_CHECKING, NoReturn
 import httpx
 
 from gptoss_lab import active, api, process, registry, startup
-from gptoss_lab.config import private_dir, server_log_path, url_host
+from gptoss_lab.config import pidfile_path, private_dir, server_log_path, url_host
 from gptoss_lab.diagnose import diagnose
-from gptoss_lab.errors import ServerError
+from gptoss_lab.errors import PortError, ServerError
 from gptoss_lab.redact import redact
 
 if TYPE_CHECKING:
     from gptoss_lab.builtin.servers import ToolServers
+
+_NOISE = re.compile(r"\s*(nanobind: |- leaked (instance|type|function)|- \.\.\. skipped remainder"
+                    r"|See https://nanobind\.readthedocs)")
+"""Lines that say nothing about the server (triton's nanobind reports leaks at exit), left out of log tails."""
 
 @dataclass
 class VLLMServer:
@@ -55,6 +60,8 @@ class VLLMServer:
     """The id ``/v1/models`` reports, cached by :meth:`model_id`."""
     tools: ToolServers | None = None
     """The built-in tool servers started with it (``serve(builtin_tools=...)``); stopped with it."""
+    death: str = field(default="", repr=False)
+    """Why the server died, once :meth:`check_alive` found it dead (it says so again on every call)."""
 
     @property
     def url(self) -> str:
@@ -98,18 +105,53 @@ class VLLMServer:
         """Start the server process group (returns at once; call :meth:`wait`)."""
         if self.proc is not None:
             raise ServerError("This server was already started; call stop() first.")
-        if process.port_in_use(self.host, self.port):
-            raise ServerError(self._port_taken_message())
+        self.check_port()
+        self.death = ""
         env = self.environment()
         self.log_path = self.log_path or server_log_path(self.port)
-        private_dir(self.log_path.parent)
-        if self.log_path.exists() and self.log_path.stat().st_size:
-            # Keep the previous run's log (one generation) instead of truncating it.
-            self.log_path.replace(self.log_path.with_name(self.log_path.name + ".1"))
-        self.log_path.write_text("")
-        self.proc = process.spawn(self.argv(), env=env, log_path=self.log_path)
-        registry.write(self.proc.pid, model=self.model, url=self.url, port=self.port, log=self.log_path)
+        self.claim_port()  # atomic: a second start on this port, in any process, is refused from here on
+        try:
+            private_dir(self.log_path.parent)
+            if self.log_path.exists() and self.log_path.stat().st_size:
+                # Keep the previous run's log (one generation) instead of truncating it.
+                self.log_path.replace(self.log_path.with_name(self.log_path.name + ".1"))
+            self.log_path.write_text("")
+            self.proc = process.spawn(self.argv(), env=env, log_path=self.log_path)
+        finally:
+            if self.proc is None:  # the spawn failed: drop the claim
+                registry.remove(self.port)
+            else:  # the claim becomes the record
+                registry.write(self.proc.pid, model=self.model, url=self.url, port=self.port, log=self.log_path)
         return self
+
+    @property
+    def pidfile(self) -> Path:
+        """The record of this server's port in the registry (:mod:`gptoss_lab.registry`)."""
+        return pidfile_path(self.port)
+
+    def claim_port(self) -> None:
+        """Claim the port in the registry for this start, or raise :class:`PortError` naming who holds it."""
+        claim = registry.claim(self.port, self.log_path or server_log_path(self.port))
+        if claim is not None:
+            raise PortError(self._port_claimed_message(claim))
+
+    def check_port(self) -> None:
+        """Raise :class:`PortError` unless ``port`` is a port number nothing listens on and no lab start has claimed.
+
+        The message names the port and what to do: connect to the vLLM server already there, stop it,
+        or pick another port.
+        """
+        if isinstance(self.port, bool) or not isinstance(self.port, int):
+            raise PortError(f"port={self.port!r} is not a port number: pass an int from 1 to 65535, for example "
+                            "`lab.serve(port=8001)`.")
+        if not 1 <= self.port <= 65535:
+            raise PortError(f"port={self.port} is out of range: a TCP port is a number from 1 to 65535 (below 1024 "
+                            "only root may bind). Pass one such as `lab.serve(port=8001)`.")
+        if process.port_in_use(self.host, self.port):
+            raise PortError(self._port_taken_message())
+        claim = registry.live_claim(self.port)
+        if claim is not None:
+            raise PortError(self._port_claimed_message(claim))
 
     def wait(self, timeout: float = 900.0, *, progress: bool = True) -> VLLMServer:
         """Block until ``/health`` answers, showing the start-up phase.
@@ -128,7 +170,7 @@ class VLLMServer:
                 show(phase, elapsed)
                 code = self.proc.poll() if self.proc is not None else None
                 if code is not None:
-                    self._fail(f"vLLM exited with code {code} while starting.")
+                    self._fail(f"vLLM exited with code {code} while starting on port {self.port}.")
                 if self._healthy(http):
                     show(startup.READY, elapsed)
                     return self
@@ -147,6 +189,8 @@ class VLLMServer:
         the log's last lines; the rest of the server's process group is stopped first, so
         nothing of it is left running. An attached server (not ours) is not checked.
         """
+        if self.death:
+            raise ServerError(self.death)
         if self.proc is None:
             return
         code = self.proc.poll()
@@ -158,8 +202,12 @@ class VLLMServer:
             how = f"was killed by {name}" + (" (as the kernel's out-of-memory killer does)" if -code == 9 else "")
         else:
             how = f"exited with code {code}"
-        self._fail(f"The vLLM server on port {self.port} (pid {pid}) {how}; it no longer serves {self.url}. "
-                   "Start it again (`lab.serve()` or `gptoss-lab serve`).")
+        try:
+            self._fail(f"The vLLM server on port {self.port} (pid {pid}) {how}; it no longer serves {self.url}. "
+                       "Start it again (`lab.serve()` or `gptoss-lab serve`).")
+        except ServerError as error:
+            self.death = str(error)
+            raise
 
     def stop(self, grace: float = 15.0) -> None:
         """Stop the server: SIGTERM to its process group, SIGKILL after ``grace`` seconds; then its tool servers."""
@@ -170,9 +218,9 @@ class VLLMServer:
         if self.proc is None:
             return
         process.stop_group(self.proc.pid, grace=grace, proc=self.proc)
-        self.proc = None
+        pid, self.proc = self.proc.pid, None
         self.served_name = ""
-        registry.remove(self.port)
+        registry.remove(self.port, pid=pid)  # never drops the record of another start's server
 
     def __enter__(self) -> VLLMServer:
         return self
@@ -207,7 +255,7 @@ class VLLMServer:
         """Return the last ``lines`` lines of the server log, keys and tokens hidden."""
         if self.log_path is None or not self.log_path.exists():
             return ""
-        text = self.log_path.read_text(errors="replace").splitlines()
+        text = [line for line in self.log_path.read_text(errors="replace").splitlines() if not _NOISE.match(line)]
         return redact("\n".join(text[-lines:]), [self.api_key])
 
     def is_running(self) -> bool:
@@ -260,3 +308,11 @@ class VLLMServer:
                 f"server. Free it (`ss -ltnp 'sport = :{self.port}'` shows who holds it) or "
                 "start on another port: `lab.serve(port=...)` or GPTOSS_LAB_PORT."
             )
+
+    def _port_claimed_message(self, claim: registry.Record) -> str:
+        who = f"pid {claim['pid']}" if claim.get("pid") else f"by the process {claim.get('owner')}"
+        return (
+            f"Port {self.port} is taken: the lab is already starting a vLLM server there ({who}, log: "
+            f"{claim.get('log')}); it does not answer yet. Wait for it and use it (`lab.connect(\"{self.url}\")`), "
+            f"stop it with `gptoss-lab stop --port {self.port}`, or start on a free port: `lab.serve(port=...)`."
+        )

@@ -391,13 +391,22 @@ def test_dead_tool_server_gives_a_clear_error(tmp_path: Path) -> None:
 
 def test_failed_vllm_start_stops_the_tool_servers(corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                   own_processes, foreign_port) -> None:
-    """The tool servers start first; vLLM's start is refused (its port is taken), and they are stopped."""
+    """The tool servers start first; vLLM's start is refused (a program took its port meanwhile); they are stopped."""
     import gptoss_lab as lab
 
     monkeypatch.setenv("GPTOSS_LAB_CACHE_DIR", str(tmp_path / "cache"))  # the tool servers log here
     before = own_processes(TOOL_SERVER)
+    port = process.free_port()  # free when serve() checks it, before it starts anything
+    start_tools = builtin.start
+
+    def start_tools_then_lose_the_port(*args: object, **kwargs: object) -> ToolServers:
+        tools = start_tools(*args, **kwargs)
+        assert foreign_port(port=port) == port  # another program binds it while the tool servers start
+        return tools
+
+    monkeypatch.setattr(builtin, "start", start_tools_then_lose_the_port)
     with pytest.raises(ServerError, match="not a vLLM server"):
-        lab.serve(str(tmp_path), port=foreign_port(), builtin_tools=["browser"], warmup=False, progress=False,
+        lab.serve(str(tmp_path), port=port, builtin_tools=["browser"], warmup=False, progress=False,
                   corpus=corpus)  # a local checkpoint: no nano build, and vLLM never starts
     [log] = (tmp_path / "cache" / "servers").glob("tool-browser-*.log")
     assert "Uvicorn running" in log.read_text(), "the browser server had started before vLLM was refused"
