@@ -256,12 +256,8 @@ def untrained_server(untrained_nano: Path) -> Callable[..., AbstractContextManag
         port = process.free_port()
         server = VLLMServer(str(untrained_nano), args=[*flags, "--enable-scale-out"], port=port,
                             env=dict(preset.env), log_path=untrained_nano.parent / f"vllm-{port}.log")
-        server.start()
-        try:
-            server.wait(timeout=900, progress=False)
+        with server.running(timeout=900):
             yield server
-        finally:
-            server.stop(grace=5.0)
 
     return start
 
@@ -278,3 +274,29 @@ def _keep_the_current_server() -> Iterator[None]:
         active.clear()
     else:
         active.set(before)
+
+
+@pytest.fixture
+def web_page() -> Iterator[str]:
+    """The /v1 URL of a real HTTP server that answers 404 with an HTML page to everything (a web app, not an
+    OpenAI API)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class NotFound(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            body = b"<html>Not Found</html>"
+            self.send_response(404)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+    server.server_close()

@@ -44,7 +44,6 @@ def _nano(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from gptoss_lab.errors import ServerError
     from gptoss_lab.launch import serve
 
     server = serve(args.model, host=args.host, port=args.port, weights="dummy" if args.dummy_weights else "real")
@@ -56,17 +55,7 @@ def _serve(args: argparse.Namespace) -> int:
         from gptoss_lab.dummy import NOTE
 
         print(NOTE)
-    stops = {signal.SIGINT, signal.SIGTERM}
-    signal.pthread_sigmask(signal.SIG_BLOCK, stops)
-    try:
-        while signal.sigtimedwait(stops, 1.0) is None:  # watch the server between signals
-            server.check_alive()
-    except ServerError as error:
-        print(error, file=sys.stderr)
-        return 1
-    finally:
-        server.stop()
-    return 0
+    return server.watch_until_signal()
 
 
 def _stop(args: argparse.Namespace) -> int:

@@ -9,14 +9,13 @@ the join instructions are printed once, on the host's terminal.
 from __future__ import annotations
 
 import secrets
-import signal
 import socket
 import sys
 from collections.abc import Sequence
 from typing import TextIO
 
 from gptoss_lab.config import default_cache_dir, private_dir, settings, url_host
-from gptoss_lab.errors import ServerError, SettingsError
+from gptoss_lab.errors import SettingsError
 from gptoss_lab.launch import serve
 from gptoss_lab.server import VLLMServer
 
@@ -113,14 +112,4 @@ def host(model: str | None = None, *, host: str = "0.0.0.0", port: int | None = 
     """Start the model for learners, print the join instructions, serve until Ctrl-C; return an exit code."""
     server = start(model, host=host, port=port, max_num_seqs=max_num_seqs)
     announce(server, public_url)
-    stops = {signal.SIGINT, signal.SIGTERM}
-    signal.pthread_sigmask(signal.SIG_BLOCK, stops)
-    try:
-        while signal.sigtimedwait(stops, 1.0) is None:
-            server.check_alive()
-    except ServerError as error:
-        print(error, file=sys.stderr)
-        return 1
-    finally:
-        server.stop()
-    return 0
+    return server.watch_until_signal()

@@ -12,7 +12,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -134,6 +135,37 @@ class VLLMServer:
         claim = registry.claim(self.port, self.log_path or server_log_path(self.port))
         if claim is not None:
             raise PortError(self._port_claimed_message(claim))
+
+    @contextmanager
+    def running(self, timeout: float = 900.0, *, progress: bool = False) -> Iterator[VLLMServer]:
+        """Start the server, wait until it answers, and stop it when the block ends, however it ends.
+
+        For servers that live only as long as one job (nano's build, a test); ``lab.serve()``'s
+        server outlives the cell that started it and is stopped by ``stop()`` or the kernel's exit.
+        """
+        self.start()
+        try:
+            self.wait(timeout=timeout, progress=progress)
+            yield self
+        finally:
+            self.stop(grace=5.0)
+
+    def watch_until_signal(self) -> int:
+        """Check the server every second until SIGINT or SIGTERM, then stop it; for commands that serve in a terminal.
+
+        Returns 0 after a signal, 1 when the server died first (the cause is printed to stderr).
+        """
+        stops = {signal.SIGINT, signal.SIGTERM}
+        signal.pthread_sigmask(signal.SIG_BLOCK, stops)
+        try:
+            while signal.sigtimedwait(stops, 1.0) is None:
+                self.check_alive()
+        except ServerError as error:
+            print(error, file=sys.stderr)
+            return 1
+        finally:
+            self.stop()
+        return 0
 
     def check_port(self) -> None:
         """Raise :class:`PortError` unless ``port`` is a port number nothing listens on and no lab start has claimed.

@@ -19,7 +19,7 @@ PACKAGE = "gptoss_lab"
 LAYERS: list[tuple[str, list[str]]] = [
     ("leaves: they import only other leaves", [
         "errors", "version", "hardware", "process", "vllm_cli", "harmony_pkg", "redact", "drift", "parsers",
-        "diagnose", "tools", "jupyter", "active", "api", "aio", "reach",
+        "diagnose", "tools", "jupyter", "active", "api", "aio", "reach", "harmony_tokens",
     ]),
     ("settings and file layout", ["config"]),
     ("models, presets and data", ["models", "presets", "vocab", "examples", "startup", "registry"]),

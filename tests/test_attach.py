@@ -7,10 +7,7 @@ every connection. The wrong-key case needs a real vLLM with a key: tests/test_ve
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -19,29 +16,6 @@ import gptoss_lab as lab
 from gptoss_lab import process, reach
 from gptoss_lab.config import settings
 from gptoss_lab.errors import AttachError, ServerError, SettingsError
-
-
-class _NotFound(BaseHTTPRequestHandler):
-    def log_message(self, *args: Any) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        body = b"<html>Not Found</html>"
-        self.send_response(404)
-        self.send_header("Content-Type", "text/html")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-
-@pytest.fixture
-def web_page() -> Iterator[str]:
-    """The /v1 URL of a real HTTP server that answers 404 to everything (a web app, not an OpenAI API)."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _NotFound)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
-    server.server_close()
 
 
 @pytest.fixture

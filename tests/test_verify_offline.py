@@ -6,9 +6,6 @@ tests/test_verify.py and tests/test_verify_without_flags.py.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -20,24 +17,6 @@ from gptoss_lab.cli import main
 KEY = "sk-offline-test-key-0123456789"
 
 
-class _NotFound(BaseHTTPRequestHandler):
-    def log_message(self, *args: Any) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        self.send_response(404)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-
-@pytest.fixture
-def web_page() -> Iterator[str]:
-    """The /v1 URL of a real HTTP server that answers 404 to everything."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _NotFound)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
-    server.server_close()
 
 
 def test_verify_of_a_closed_port_fails_health_and_models_and_skips_the_rest() -> None:

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gptoss_lab import harmony_tokens as tokens
 from gptoss_lab.models import NANO_CONTEXT
 
 if TYPE_CHECKING:
@@ -46,9 +47,9 @@ def config() -> GptOssConfig:
         sliding_window=MAX_MODEL_LEN,
         layer_types=["full_attention"] * LAYERS,
         max_position_embeddings=MAX_MODEL_LEN,
-        eos_token_id=[200002, 200012],
-        pad_token_id=199999,
-        bos_token_id=199998,
+        eos_token_id=list(tokens.STOP),
+        pad_token_id=tokens.PAD,
+        bos_token_id=tokens.BOS,
         tie_word_embeddings=False,
         dtype="bfloat16",
     )
@@ -76,7 +77,7 @@ def write_config(out_dir: Path) -> None:
     # Sampling defaults are not set here: vLLM ignores a generation_config.json
     # temperature of 0 (it keeps 1.0). The nano presets pass
     # --override-generation-config '{"temperature": 0}' instead.
-    generation = {"bos_token_id": 199998, "eos_token_id": [200002, 200012], "pad_token_id": 199999}
+    generation = {"bos_token_id": tokens.BOS, "eos_token_id": list(tokens.STOP), "pad_token_id": tokens.PAD}
     (out_dir / "generation_config.json").write_text(json.dumps(generation, indent=2) + "\n")
 
 

@@ -27,10 +27,10 @@ from typing import Any
 
 from gptoss_lab import harmony_pkg, vocab
 from gptoss_lab.errors import NanoBuildError
+from gptoss_lab.harmony_tokens import ASSISTANT, END, RETURN, START
 from gptoss_lab.nano import model as nano_model
 from gptoss_lab.nano import tokenizer
 from gptoss_lab.nano.build import cache_root, refuse_if_served
-from gptoss_lab.nano.script import ASSISTANT, END, RETURN, START
 
 RECIPE_VERSION = 1
 """Bump when what the plain build writes changes."""

@@ -174,12 +174,8 @@ def render_server(model_dir: Path, extra_args: Sequence[str] = ()) -> Iterator[V
         env={"VLLM_SYSTEM_START_DATE": SERVED_DATE},
         log_path=model_dir.parent / "render-server.log",
     )
-    server.start()
-    try:
-        server.wait(timeout=600)
+    with server.running(timeout=600):
         yield server
-    finally:
-        server.stop(grace=5.0)
 
 
 Renderer = Callable[[str, dict[str, Any]], list[int]]
@@ -222,15 +218,9 @@ def full_server(
     if debug:
         env["VLLM_LOGGING_LEVEL"] = "DEBUG"
         args.append("--enable-log-requests")
-    server = VLLMServer(
-        str(model_dir), args=args, port=process.free_port(), env=env, log_path=log_path
-    )
-    server.start()
-    try:
-        server.wait(timeout=900)
+    server = VLLMServer(str(model_dir), args=args, port=process.free_port(), env=env, log_path=log_path)
+    with server.running(timeout=900):
         yield server
-    finally:
-        server.stop(grace=5.0)
 
 
 def log_render_server(model_dir: Path, extra_args: Sequence[str] = ()) -> AbstractContextManager[VLLMServer]:

@@ -21,13 +21,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from gptoss_lab.errors import ScriptError, UnfaithfulScriptError
+from gptoss_lab.harmony_tokens import ASSISTANT, END, RETURN, START
 
 Api = Literal["chat", "responses", "harmony"]
 APIS = ("chat", "responses", "harmony")
 """``harmony``: a prompt rendered by openai-harmony itself, sampled with ``vllm.LLM``."""
-
-START, ASSISTANT = 200006, 173781  # "<|start|>", "assistant"
-END, RETURN, CALL = 200007, 200002, 200012  # "<|end|>", "<|return|>", "<|call|>"
 
 
 @dataclass(frozen=True)
