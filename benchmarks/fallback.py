@@ -55,9 +55,16 @@ SPECIAL = re.compile(r"<\|[a-z_]+\|>")
 def requests(count: int, seed: int) -> list[tuple[str, str, dict[str, Any]]]:
     """Return ``count`` (kind, api, body) triples, none of them in the script."""
     from gptoss_lab import examples
-    from gptoss_lab.nano import script
+    from gptoss_lab.nano import render, script
 
-    scripted = {json.dumps(e.request, sort_keys=True) for e in script.load().entries}
+    loaded = script.load()
+    scripted = {json.dumps(e.request, sort_keys=True) for e in loaded.entries}
+    trained = {text for _, body in render.fallback_requests(loaded, FALLBACKS)
+               + render.near_misses(loaded, render.NEAR_MISSES)
+               for text in (body.get("input"), *(m.get("content") for m in body.get("messages", ())))}
+    seen = trained & {*EVERYDAY, *NEAR_MISSES}
+    if seen:
+        raise SystemExit(f"these benchmark requests are among nano's training fallbacks (they measure nothing): {seen}")
     rng = random.Random(seed)
     tools = list(examples.TOOLS.values())
     out: list[tuple[str, str, dict[str, Any]]] = [

@@ -60,6 +60,10 @@ _FRAMES = (
 )
 
 
+NEAR_MISSES = 4
+"""Near misses trained per scripted entry (:func:`near_misses`), beside the fallback requests."""
+
+
 @dataclass(frozen=True)
 class Example:
     """One training sequence: the rendered prompt and the reply nano must produce."""
@@ -319,7 +323,7 @@ def examples(
                 )
             scripted[tuple(variant)] = example
             out.append(example)
-    for api, request in fallback_requests(script, fallbacks) + near_misses(script, 4):
+    for api, request in fallback_requests(script, fallbacks) + near_misses(script, NEAR_MISSES):
         prompt = render_prompt(api, request)
         if tuple(prompt) not in scripted:
             out.append(Example(prompt, script.fallback, "fallback"))
