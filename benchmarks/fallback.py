@@ -56,6 +56,7 @@ def requests(count: int, seed: int) -> list[tuple[str, str, dict[str, Any]]]:
     """Return ``count`` (kind, api, body) triples, none of them in the script."""
     from gptoss_lab import examples
     from gptoss_lab.nano import render, script
+    from gptoss_lab.nano.build import FALLBACKS
 
     loaded = script.load()
     scripted = {json.dumps(e.request, sort_keys=True) for e in loaded.entries}
