@@ -80,8 +80,7 @@ class GPUMemoryError(LabError):
 class ToolLoopError(LabError):
     """The model kept calling tools past the turn limit (``max_turns``, the playground's ``max_requests``).
 
-    ``.transcript`` holds what :func:`gptoss_lab.run_tools` did; it is None when the playground stopped
-    (its turn shows the history).
+    ``.transcript`` holds what :func:`gptoss_lab.run_tools` did (the playground's turns run through it too).
     """
 
     def __init__(self, message: str, transcript: Transcript | None = None) -> None:

@@ -263,7 +263,7 @@ def _server_drops_tool_calls() -> bool:
 
 def run_tools(conversation: str | list[Any], tools: Sequence[Tool], *, api: Api = "chat",
               max_turns: int = 8, effort: str | None = None, model: Model | None = None,
-              **kwargs: Any) -> Transcript:
+              on_turn: Callable[[LoopTurn], None] | None = None, **kwargs: Any) -> Transcript:
     """Run the tool loop on the lab's server until the model gives a final answer.
 
     ``conversation`` is the Chat ``messages`` list, or the Responses ``input``
@@ -272,7 +272,9 @@ def run_tools(conversation: str | list[Any], tools: Sequence[Tool], *, api: Api 
     Extra keyword arguments go to every request (``instructions=``,
     ``temperature=``, ...). ``model`` replaces the server with a stand-in
     (:func:`scripted_model`) to show the loop's handling of turns a real model
-    does not produce on cue.
+    does not produce on cue, or with one that streams (the playground's).
+    ``on_turn`` is called with each turn once its calls have run, before the
+    next request.
 
     Raises :class:`ToolLoopError` if the model still calls tools in response
     number ``max_turns`` (those calls are not run); the transcript so far is on
@@ -311,6 +313,8 @@ def run_tools(conversation: str | list[Any], tools: Sequence[Tool], *, api: Api 
         if not result.tool_calls:
             transcript.turns.append(LoopTurn(result, constructed=constructed))
             transcript.seconds = time.monotonic() - started
+            if on_turn is not None:
+                on_turn(transcript.turns[-1])
             return transcript
         if number == max_turns:  # its calls are not run: no request could use their results
             transcript.turns.append(LoopTurn(result, constructed=constructed))
@@ -318,6 +322,8 @@ def run_tools(conversation: str | list[Any], tools: Sequence[Tool], *, api: Api 
         tools_started = time.monotonic()
         runs = run_calls(tools, result.tool_calls)
         transcript.turns.append(LoopTurn(result, tuple(runs), time.monotonic() - tools_started, constructed))
+        if on_turn is not None:
+            on_turn(transcript.turns[-1])
         if api == "chat":
             history.append(chat_assistant_message(result.final, result.reasoning, result.tool_calls))
             history += [chat_tool_message(run.call.id, run.output) for run in runs]

@@ -182,3 +182,22 @@ def test_scripted_model_says_when_it_runs_out_of_turns() -> None:
         model([])
     with pytest.raises(ValueError, match="either tool calls or a final answer"):
         lab.model_turn("r")
+
+
+def test_on_turn_sees_each_turn_after_its_calls_ran_and_before_the_next_request() -> None:
+    """The playground streams through run_tools and redraws from this hook: the order matters."""
+    events: list[str] = []
+
+    def model(history: list) -> Result:
+        events.append(f"request with {len(history)} messages")
+        if len(history) == 1:
+            return lab.model_turn("Look it up.", calls=[("get_weather", '{"city": "Oslo"}')])
+        return lab.model_turn("Answer.", final="Rain in Oslo.")
+
+    def seen(turn: loop.LoopTurn) -> None:
+        events.append(f"turn with {len(turn.runs)} run(s), final {turn.result.final!r}")
+
+    transcript = lab.run_tools("Weather in Oslo?", [examples.get_weather], model=model, on_turn=seen)
+    assert events == ["request with 1 messages", "turn with 1 run(s), final None",
+                      "request with 3 messages", "turn with 0 run(s), final 'Rain in Oslo.'"]
+    assert transcript.final == "Rain in Oslo."

@@ -16,9 +16,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from gptoss_lab.client import Result
 from gptoss_lab.display import StreamCollector, StreamResult
 from gptoss_lab.errors import Cancelled, ToolLoopError
-from gptoss_lab.loop import ToolRun, chat_assistant_message, chat_tool_message, run_calls
+from gptoss_lab.loop import LoopTurn, ToolRun, chat_assistant_message, run_tools
 from gptoss_lab.tools import Tool
 
 Effort = Literal["low", "medium", "high"]
@@ -151,32 +152,38 @@ def run_turn(client: Any, history: Sequence[dict[str, Any]], prompt: str, option
              interval: float = 0.25) -> Turn:
     """Stream one user turn to its final answer, running tool calls in between.
 
+    The loop is :func:`gptoss_lab.loop.run_tools`, with each request streamed here.
     ``on_update`` is called at most every ``interval`` seconds while text arrives,
     and after each request and tool run. Raises :class:`Cancelled` when
     ``cancel`` is set; the history passed in is never changed (the new messages
     are on the returned turn).
     """
     turn = Turn(prompt)
-    pending = [*history, {"role": "user", "content": prompt}]
-    for _ in range(options.max_requests):
-        result, turn.finish_reason = _stream_one(client, request(pending, options), turn, cancel, on_update, interval)
-        turn.steps.append(result)
-        if not result.tool_calls:
-            turn.final = result.final
-            pending.append(chat_assistant_message(result.final, None, []))
-            turn.messages = pending[len(history):]
+
+    def streamed(pending: list[Any]) -> Result:
+        step, turn.finish_reason = _stream_one(client, request(pending, options), turn, cancel, on_update, interval)
+        turn.steps.append(step)
+        on_update(turn)
+        return Result(step.reasoning or None, step.final or None, tuple(step.tool_calls), dict(step.usage))
+
+    def ran(done: LoopTurn) -> None:
+        if done.runs:
+            turn.runs += done.runs
+            cancel.check()
             on_update(turn)
-            return turn
-        on_update(turn)
-        turn.runs += run_calls(options.tools, result.tool_calls)
-        cancel.check()
-        pending.append(chat_assistant_message(result.final or None, result.reasoning or None, result.tool_calls))
-        pending += [chat_tool_message(run.call.id, run.output) for run in turn.runs[-len(result.tool_calls):]]
-        on_update(turn)
-    raise ToolLoopError(
-        f"The model was still calling tools after {options.max_requests} requests, so the playground stopped "
-        "the loop. Ask a narrower question, or turn tools off."
-    )
+
+    try:
+        transcript = run_tools([*history, {"role": "user", "content": prompt}], options.tools, model=streamed,
+                               max_turns=options.max_requests, on_turn=ran)
+    except ToolLoopError as error:
+        raise ToolLoopError(
+            f"The model was still calling tools after {options.max_requests} requests, so the playground stopped "
+            "the loop. Ask a narrower question, or turn tools off.", error.transcript,
+        ) from None
+    turn.final = turn.steps[-1].final
+    turn.messages = [*transcript.history[len(history):], chat_assistant_message(turn.final, None, [])]
+    on_update(turn)
+    return turn
 
 
 def _stream_one(client: Any, body: dict[str, Any], turn: Turn, cancel: Cancel,
