@@ -39,6 +39,25 @@ NANO_ARGS = nano_args()
 NANO_ENV = {
     "VLLM_SYSTEM_START_DATE": NANO_DATE,
 }
+NANO_CPU_ENGINE: dict[str, Any] = {"enforce_eager": True, "enable_prefix_caching": False}
+"""How vLLM runs nano on a CPU, as ``vllm.LLM`` keywords; the ``nano-cpu`` presets' flags are written from
+them (:func:`engine_flags`), and ``gptoss_lab.sampling.engine`` passes them as they are. No torch.compile:
+eager reaches ready sooner than a warm compile cache. No prefix caching: a cached prefix is read by a second
+attention path, and nano's contract is exact greedy replay (docs/decisions.md)."""
+NANO_CPU_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1"}
+"""GiB of KV cache vLLM-CPU reserves for nano (its default would take a large share of the machine's memory)."""
+
+
+def engine_flags(options: dict[str, Any]) -> tuple[str, ...]:
+    """``vllm serve`` flags for ``vllm.LLM`` keywords: ``True`` gives ``--name``, ``False`` ``--no-name``."""
+    flags: list[str] = []
+    for key, value in options.items():
+        name = key.replace("_", "-")
+        if isinstance(value, bool):
+            flags.append(f"--{name}" if value else f"--no-{name}")
+        else:
+            flags += [f"--{name}", str(value)]
+    return tuple(flags)
 
 # GiB of GPU memory a model needs in total: MXFP4 weights plus a working KV cache.
 MODEL_MEMORY_GIB = {"openai/gpt-oss-20b": 16, "openai/gpt-oss-120b": 70, **{m: 1 for m in NANO_MODELS}}
@@ -74,13 +93,11 @@ A100_120B = ("--async-scheduling", "--max-model-len", "32768", "--max-num-batche
 PRESETS: dict[str, Preset] = {
     p.name: p
     for p in (
-        # No torch.compile on CPU: eager reaches ready sooner than a warm compile cache, and the
-        # in-process worker (--distributed-executor-backend uni) gains nothing (docs/decisions.md,
-        # benchmarks/startup.py). No prefix caching on CPU: a cached prefix is read by a second attention path, and
-        # nano's contract is exact greedy replay (see gptoss_lab.sampling.engine).
+        # NANO_CPU_ENGINE says why eager and without prefix caching; the in-process worker
+        # (--distributed-executor-backend uni) gains nothing (docs/decisions.md, benchmarks/startup.py).
         *(
-            _p(f"{m}-cpu", m, "cpu", (*nano_args(m), "--enforce-eager", "--no-enable-prefix-caching"),
-               env={**NANO_ENV, "VLLM_CPU_KVCACHE_SPACE": "1"},
+            _p(f"{m}-cpu", m, "cpu", (*nano_args(m), *engine_flags(NANO_CPU_ENGINE)),
+               env={**NANO_ENV, **NANO_CPU_ENV},
                source="gptoss-lab, measured on 2 CPU cores (benchmarks/startup.py)")
             for m in NANO_MODELS
         ),

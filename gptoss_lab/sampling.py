@@ -24,7 +24,7 @@ def engine_args(model: str | None = None, **kwargs: Any) -> dict[str, Any]:
     free. Extra keyword arguments go to ``vllm.LLM`` as they are. Taught in
     ``notebooks/05_harmony.ipynb``.
     """
-    from gptoss_lab import harmony, vocab
+    from gptoss_lab import harmony, presets, vocab
     from gptoss_lab.config import settings
     from gptoss_lab.hardware import has_gpu
     from gptoss_lab.models import NANO_CONTEXT, NANO_MODELS, is_nano, resolve_model
@@ -43,13 +43,12 @@ def engine_args(model: str | None = None, **kwargs: Any) -> dict[str, Any]:
             from gptoss_lab import nano
 
             name = str(nano.path() if name == "nano" else nano.plain_path())
-        # No prefix caching: nano's contract is exact greedy replay, and reading a cached
-        # prefix is a second attention path whose rounding may differ (docs/decisions.md).
-        options = {"max_model_len": NANO_CONTEXT, "enforce_eager": True, "enable_prefix_caching": False}
+        options = {"max_model_len": NANO_CONTEXT, **presets.NANO_CPU_ENGINE}  # exact greedy replay, on a GPU too
         if has_gpu():
             options["gpu_memory_utilization"] = 0.3
         else:
-            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+            for variable, value in presets.NANO_CPU_ENV.items():
+                os.environ.setdefault(variable, value)
     elif has_gpu() and "gpu_memory_utilization" not in kwargs:
         from gptoss_lab.hardware import free_memory_gib, gpus
 
