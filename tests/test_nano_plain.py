@@ -8,8 +8,8 @@ import pytest
 
 from gptoss_lab import presets
 from gptoss_lab.errors import NanoBuildError
+from gptoss_lab.harmony_tokens import ASSISTANT, RETURN
 from gptoss_lab.nano import plain
-from gptoss_lab.nano.script import ASSISTANT, RETURN
 from gptoss_lab.nano.tokenizer import harmony_encoding
 
 ENC = harmony_encoding()

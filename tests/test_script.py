@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from gptoss_lab import harmony_tokens
 from gptoss_lab.nano import script
 from gptoss_lab.nano.tokenizer import harmony_encoding
 
@@ -39,7 +40,7 @@ def test_completion_parses_back_to_the_reply(entry: script.Entry, enc) -> None:
     if entry.reply.final is not None:
         assert (last.channel, last.content[0].text) == ("final", entry.reply.final)
     elif entry.reply.builtin is not None:
-        assert tokens[-1] == script.CALL
+        assert tokens[-1] == harmony_tokens.CALL
         assert (last.recipient, last.channel, last.content_type) == (entry.reply.builtin.recipient, "analysis", None)
         assert last.content[0].text == entry.reply.builtin.text
     else:
@@ -51,7 +52,7 @@ def test_completion_parses_back_to_the_reply(entry: script.Entry, enc) -> None:
 
 
 def test_a_tool_call_ends_the_generation_with_call() -> None:
-    from gptoss_lab.nano.script import CALL, END
+    from gptoss_lab.harmony_tokens import CALL, END
 
     tokens = script.completion_tokens(script.load().entry("tools.cookbook").reply, harmony_encoding())
     assert tokens.count(CALL) == 1 and tokens[-1] == CALL and tokens.count(END) == 1  # END closes the analysis
