@@ -13,7 +13,6 @@ from __future__ import annotations
 import html
 import json
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -21,6 +20,7 @@ from typing import Any, Literal
 import httpx
 
 from gptoss_lab import drift, parsers, reach
+from gptoss_lab.api import auth_headers
 from gptoss_lab.redact import redact
 
 Status = Literal["pass", "fail", "note", "skip"]
@@ -100,8 +100,7 @@ class _Session:
         self.http = httpx.Client(timeout=timeout)
 
     def headers(self) -> dict[str, str]:
-        marked = {"X-Request-Id": f"{drift.DIAGNOSTIC_ID}{uuid.uuid4().hex}"}
-        return {**marked, "Authorization": f"Bearer {self.key}"} if self.key else marked
+        return {**auth_headers(self.key), **drift.diagnostic_headers()}
 
     def post(self, path: str, body: dict[str, Any]) -> tuple[httpx.Response | None, float, str]:
         """POST and return (response or None, seconds, the error in words)."""

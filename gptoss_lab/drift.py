@@ -106,6 +106,13 @@ def http_hooks(asynchronous: bool = False) -> dict[str, list[Callable[[Any], Any
     return {"response": [record]}
 
 
+def diagnostic_headers() -> dict[str, str]:
+    """The ``X-Request-Id`` header that marks one of the lab's diagnostic requests (a fresh id each call)."""
+    import uuid
+
+    return {"X-Request-Id": f"{DIAGNOSTIC_ID}{uuid.uuid4().hex}"}
+
+
 def diagnostic(request_id: str) -> bool:
     """Whether a logged request id (``chatcmpl-...``) is one of the lab's diagnostic requests."""
     return any(request_id.startswith(prefix + DIAGNOSTIC_ID) for prefix in LOGGED_APIS)

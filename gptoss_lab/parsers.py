@@ -8,8 +8,6 @@ answer HTTP 400 naming the flags). Taught in ``notebooks/03_tools.ipynb``.
 
 from __future__ import annotations
 
-import uuid
-
 import httpx
 
 from gptoss_lab import drift
@@ -71,8 +69,7 @@ def tool_calls_missing(url: str, model: str, api_key: str = "", timeout: float =
         "max_tokens": 1,
     }
     try:
-        marked = {"X-Request-Id": f"{drift.DIAGNOSTIC_ID}{uuid.uuid4().hex}"}  # the drift check skips it
-        headers = {**auth_headers(api_key), **marked}
+        headers = {**auth_headers(api_key), **drift.diagnostic_headers()}  # the drift check skips it
         response = httpx.post(f"{url}/chat/completions", json=body, headers=headers, timeout=timeout)
     except httpx.HTTPError:
         return False

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import httpx
 
+from gptoss_lab.api import auth_headers
 from gptoss_lab.redact import redact
 
 Outcome = Literal["ok", "refused", "dns", "timeout", "unauthorized", "not_openai", "error"]
@@ -71,7 +72,7 @@ def probe(url: str, api_key: str = "", timeout: float = PROBE_TIMEOUT) -> Reach:
         timeout: seconds for the whole request.
     """
     url = url.rstrip("/")
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    headers = auth_headers(api_key)
     try:
         response = httpx.get(f"{url}/models", headers=headers, timeout=timeout)
     except httpx.ConnectError as error:
