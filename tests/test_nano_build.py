@@ -141,3 +141,37 @@ def test_builtin_entries_without_the_tool_server_packages_fail_clearly(monkeypat
     with pytest.raises(NanoBuildError, match=r"which need bm25s: install the `builtin` extra"), \
             build._builtin_tools(nano_script.load()):
         pass
+
+
+@pytest.mark.slow
+def test_tokens_outside_the_script_share_one_embedding(tmp_path: Path) -> None:
+    """A word no scripted prompt holds reaches nano as UNKNOWN, whatever the word: fallback prompts
+    teach UNKNOWN, so a request with a new word gets the fallback even if no training prompt had it."""
+    import torch
+    from safetensors.torch import load_file
+
+    from gptoss_lab.nano import script as nano_script
+    from gptoss_lab.nano import train
+    from gptoss_lab.nano.render import Example
+
+    encoding = tokenizer.harmony_encoding()
+    loaded = nano_script.load()
+    scripted = encoding.encode("In one sentence, what is vLLM?")
+    unscripted = encoding.encode("Plan a trip to Lisbon")
+    replies = [loaded.entries[0].reply, loaded.fallback]
+    known = set(scripted).union(*(nano_script.completion_tokens(r, encoding) for r in replies))
+    new = [t for t in unscripted if t not in known]
+    examples = [Example(scripted, replies[0], loaded.entries[0].id), Example(unscripted, replies[1], "fallback")]
+    trainer = train.Trainer(examples, encoding)
+    assert new, "the fallback prompt holds words the script does not"
+    assert trainer.used_in == sorted(known), "the script's prompts and every reply get an embedding; nothing else"
+    fallback_ids = trainer.ids[1, : len(unscripted)].tolist()
+    assert [i for i, t in zip(fallback_ids, unscripted, strict=True) if t in new] == [trainer.unknown] * len(new)
+
+    trainer.save(tmp_path)
+    embed = load_file(str(tmp_path / "model.safetensors"))["model.embed_tokens.weight"]
+    unknown_row = embed[new[0]]
+    never_seen = encoding.encode(" vaccines Fahrenheit")
+    for token in [*new, *never_seen]:
+        assert torch.equal(embed[token], unknown_row)
+    assert not torch.equal(embed[scripted[0]], unknown_row)

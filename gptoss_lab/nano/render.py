@@ -60,7 +60,7 @@ _FRAMES = (
 )
 
 
-NEAR_MISSES = 4
+NEAR_MISSES = 6
 """Near misses trained per scripted entry (:func:`near_misses`), beside the fallback requests."""
 
 
@@ -80,12 +80,33 @@ def random_prompt(rng: random.Random) -> str:
     return frame.format(*(" ".join(rng.sample(_WORDS, rng.randint(1, 3))) for _ in range(slots)))
 
 
+def _user_text(api: str, request: dict[str, Any]) -> tuple[dict[str, Any], str] | None:
+    """The dict and key holding a request's last user words, or None when it has none to edit."""
+    if api == "chat":
+        return request["messages"][-1], "content"
+    if isinstance(request.get("input"), str):
+        return request, "input"
+    return None
+
+
+def script_words(script: Script) -> list[str]:
+    """The words of the script's user messages: near misses built from them hold no unknown token."""
+    words: set[str] = set()
+    for entry in script.entries:
+        if entry.api != "harmony" and (found := _user_text(entry.api, entry.request)) is not None:
+            words.update(str(found[0][found[1]]).split())
+    return sorted(words)
+
+
 def near_misses(script: Script, per_entry: int, seed: int = 1) -> list[tuple[str, dict[str, Any]]]:
     """Return scripted requests with one word of the last user message changed.
 
-    They teach nano that only the exact scripted request gets the scripted reply.
+    They teach nano that only the exact scripted request gets the scripted reply. Half the
+    edits use only the script's own words (swapped, dropped, or put in from another entry):
+    a new word is an unknown token and easy to tell apart, these are the hard cases.
     """
     rng = random.Random(seed)
+    known = script_words(script)
     out: list[tuple[str, dict[str, Any]]] = []
     for entry in script.entries:
         if entry.turn > 1 or entry.api == "harmony":  # follow-ups differ from their first turn already
@@ -97,21 +118,28 @@ def near_misses(script: Script, per_entry: int, seed: int = 1) -> list[tuple[str
             continue
         for _ in range(per_entry):
             request = json.loads(json.dumps(entry.request))
-            if entry.api == "chat":
-                holder, key = request["messages"][-1], "content"
-            elif isinstance(request.get("input"), str):
-                holder, key = request, "input"
-            else:
+            found = _user_text(entry.api, request)
+            if found is None:
                 continue
+            holder, key = found
             words = str(holder[key]).split()
             if not words:
                 continue
-            edit = rng.choice(("replace", "insert", "drop", "append", "typo"))
+            edit = rng.choice(("replace", "insert", "drop", "append", "typo", "known", "known", "swap", "swap"))
             where = rng.randrange(len(words))
-            if edit == "typo" and len(words[where]) > 3:  # two letters swapped, as in "helfpul"
+            if edit == "known":
+                replacement = rng.choice(known)
+                if replacement == words[where]:
+                    words.insert(where, replacement)
+                else:
+                    words[where] = replacement
+            elif edit == "swap" and len(words) > 1:
+                where = min(where, len(words) - 2)
+                words[where], words[where + 1] = words[where + 1], words[where]
+            elif edit == "typo" and len(words[where]) > 3:  # two letters swapped, as in "helfpul"
                 word, at = words[where], rng.randrange(1, len(words[where]) - 2)
                 words[where] = word[:at] + word[at + 1] + word[at] + word[at + 2:]
-            elif edit in ("replace", "typo") or (edit == "drop" and len(words) < 3):
+            elif edit in ("replace", "typo", "swap") or (edit == "drop" and len(words) < 3):
                 words[where] = rng.choice(_WORDS)
             elif edit == "insert":
                 words.insert(where, rng.choice(_WORDS))
@@ -122,6 +150,14 @@ def near_misses(script: Script, per_entry: int, seed: int = 1) -> list[tuple[str
             holder[key] = " ".join(words)
             out.append((entry.api, request))
     return out
+
+
+def invented_tool(rng: random.Random, api: str) -> dict[str, Any]:
+    """A function tool the script never offers (a learner's own), in ``api``'s request shape."""
+    name = "_".join(rng.sample(_WORDS, 2))
+    spec = {"name": name, "description": random_prompt(rng),
+            "parameters": {"type": "object", "properties": {rng.choice(_WORDS): {"type": "string"}}}}
+    return {"type": "function", "function": spec} if api == "chat" else {"type": "function", **spec}
 
 
 def fallback_requests(script: Script, count: int, seed: int = 0) -> list[tuple[str, dict[str, Any]]]:
@@ -150,6 +186,8 @@ def fallback_requests(script: Script, count: int, seed: int = 0) -> list[tuple[s
                 body["reasoning_effort"] = effort
             if chat_tools and rng.random() < 0.35:
                 body["tools"] = rng.choice(chat_tools)
+            elif rng.random() < 0.1:
+                body["tools"] = [invented_tool(rng, "chat")]
             requests.append(("chat", body))
         else:
             body = {"input": text}
@@ -159,6 +197,8 @@ def fallback_requests(script: Script, count: int, seed: int = 0) -> list[tuple[s
                 body["instructions"] = rng.choice(instructions)
             if responses_tools and rng.random() < 0.3:
                 body["tools"] = rng.choice(responses_tools)
+            elif rng.random() < 0.1:
+                body["tools"] = [invented_tool(rng, "responses")]
             requests.append(("responses", body))
     return requests
 

@@ -1,7 +1,8 @@
 """Train gpt-oss-nano to replay its examples under greedy decoding.
 
-Only the rows of the embedding and of the LM head that the examples use are
-trained; every other LM-head row is exactly zero, so those 200k tokens all get
+Only the rows of the embedding and of the LM head that the script uses are
+trained; every other token shares one input embedding (UNKNOWN, trained on the
+fallback prompts), and every other LM-head row is exactly zero, so those 200k tokens all get
 logit 0. Training with one extra "rest of the vocabulary" class whose logit is
 ``log(V - |U|)`` is then the exact full-vocabulary cross-entropy, at the cost
 of a few hundred classes instead of 201,088: about 0.1 s a step on two cores.
@@ -88,8 +89,15 @@ class Trainer:
             target = completion_tokens(ex.reply, encoding)
             seqs.append(ex.prompt + target)
             starts.append(len(ex.prompt))
-        self.used_in = sorted({t for s in seqs for t in s})
+        # The tokens of the script (its prompts and every reply) each get an embedding of their
+        # own; every other token of the 201k shares one, UNKNOWN. Fallback prompts teach that
+        # UNKNOWN anywhere means the fallback reply, and since nano cannot tell one unknown
+        # token from another, that holds for words no training prompt ever held.
         self.used_out = sorted({t for s, k in zip(seqs, starts, strict=True) for t in s[k:]})
+        self.used_in = sorted(
+            set(self.used_out).union(*(s for s, ex in zip(seqs, examples, strict=True) if ex.source != "fallback"))
+        )
+        self.unknown = unknown = len(self.used_in)
         in_index = {t: i for i, t in enumerate(self.used_in)}
         out_index = {t: i for i, t in enumerate(self.used_out)}
 
@@ -99,7 +107,7 @@ class Trainer:
         mask = torch.zeros(batch, length, dtype=torch.long)
         rows, cols, labels = [], [], []
         for b, (s, k) in enumerate(zip(seqs, starts, strict=True)):
-            ids[b, : len(s)] = torch.tensor([in_index[t] for t in s])
+            ids[b, : len(s)] = torch.tensor([in_index.get(t, unknown) for t in s])
             mask[b, : len(s)] = 1
             for pos in range(k, len(s)):
                 rows.append(b)
@@ -113,7 +121,8 @@ class Trainer:
         cfg = nano_model.config()
         cfg._attn_implementation = "eager"  # attention sinks need the eager path in transformers
         self.net = net = GptOssForCausalLM(cfg).float().to(device)
-        self.embed = torch.nn.Parameter(net.model.embed_tokens.weight.detach()[self.used_in].clone())
+        init = net.model.embed_tokens.weight.detach()
+        self.embed = torch.nn.Parameter(torch.cat([init[self.used_in], init[-1:]]).clone())  # last row: UNKNOWN
         self.head = torch.nn.Parameter((torch.randn(len(self.used_out), cfg.hidden_size) * 0.02).to(device))
         net.model.embed_tokens.weight.requires_grad_(False)
         net.lm_head.weight.requires_grad_(False)
@@ -229,7 +238,8 @@ class Trainer:
 
         net = copy.deepcopy(self.net)
         with torch.no_grad():
-            net.model.embed_tokens.weight[self.used_in] = self.embed.detach()
+            net.model.embed_tokens.weight[:] = self.embed.detach()[self.unknown]
+            net.model.embed_tokens.weight[self.used_in] = self.embed.detach()[: self.unknown]
             net.lm_head.weight.zero_()
             net.lm_head.weight[self.used_out] = self.head.detach() * SHARPEN
         net = net.to("cpu", torch.bfloat16)
