@@ -38,7 +38,7 @@ def _nano(args: argparse.Namespace) -> int:
     if args.action == "path":
         print(nano.path(build_if_missing=False))
         return 0
-    folder = nano.build(force=args.force)
+    folder = nano.build(force=args.force, fresh=args.fresh)
     print(folder)
     return 0
 
@@ -185,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("nano", help="build or locate gpt-oss-nano")
     p.add_argument("action", choices=["build", "path"])
     p.add_argument("--force", action="store_true", help="rebuild even if cached")
+    p.add_argument("--fresh", action="store_true",
+                   help="train from scratch, not from the newest cached build of the same recipe")
     p.add_argument("--plain", action="store_true",
                    help="gpt-oss-nano-plain instead: one sentence for every request, never a tool call")
     p.set_defaults(func=_nano)

@@ -175,3 +175,56 @@ def test_tokens_outside_the_script_share_one_embedding(tmp_path: Path) -> None:
     for token in [*new, *never_seen]:
         assert torch.equal(embed[token], unknown_row)
     assert not torch.equal(embed[scripted[0]], unknown_row)
+
+
+@pytest.mark.slow
+def test_a_changed_script_trains_on_from_the_previous_build(tmp_path: Path) -> None:
+    """Incremental rebuild: the body and every shared token's row come from the earlier build; a token
+    new to the script starts where the earlier build had it, on the UNKNOWN row."""
+    import torch
+    from safetensors.torch import load_file
+
+    from gptoss_lab.nano import script as nano_script
+    from gptoss_lab.nano import train
+    from gptoss_lab.nano.render import Example
+
+    encoding = tokenizer.harmony_encoding()
+    loaded = nano_script.load()
+    entry = loaded.entries[0]
+    scripted = encoding.encode("In one sentence, what is vLLM?")
+    before = train.Trainer([Example(scripted, entry.reply, entry.id)], encoding)
+    before.save(tmp_path)
+    saved = load_file(str(tmp_path / "model.safetensors"))
+
+    prompt = encoding.encode("In one sentence, what is Lisbon?")
+    after = train.Trainer([Example(prompt, entry.reply, entry.id)], encoding, seed=1)
+    after.warm_start(tmp_path)
+    new = [t for t in prompt if t not in before.used_in]
+    shared = [t for t in after.used_in if t in before.used_in]
+    assert new and shared
+    embed = saved["model.embed_tokens.weight"].float()
+    rows = {t: i for i, t in enumerate(after.used_in)}
+    for token in shared:
+        assert torch.equal(after.embed[rows[token]].detach(), embed[token])
+    for token in new:
+        assert torch.equal(after.embed[rows[token]].detach(), embed[train.UNKNOWN_PROBE])
+    layer = "model.layers.0.mlp.experts.down_proj"
+    assert torch.equal(dict(after.net.named_parameters())[layer].detach(), saved[layer].float())
+
+
+def test_previous_build_is_the_newest_of_the_same_recipe_and_versions(tmp_path: Path, monkeypatch) -> None:
+    import importlib
+    import os
+
+    build = importlib.import_module("gptoss_lab.nano.build")
+    monkeypatch.setattr(build, "cache_root", lambda: tmp_path)
+    versions = build._versions()
+    for name, vers, when in (("old", versions, 1), ("new", versions, 2), ("other", {**versions, "recipe": "0"}, 3),
+                             ("plain-x", versions, 4), ("current", versions, 5)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "nano.json").write_text(json.dumps({"versions": vers}))
+        os.utime(tmp_path / name / "nano.json", (when, when))
+    (tmp_path / ".build-half").mkdir()
+    assert build.previous_build("current") == tmp_path / "new"
+    assert build.previous_build("current") != tmp_path / "current"
+    assert build.previous_build("new") == tmp_path / "current"

@@ -49,6 +49,8 @@ class BuildInfo:
     train: dict[str, float]
     served_margin: float | None = None
     """Weakest lead of a target token in vLLM's own logprobs when the build replayed the script."""
+    warm_start: str | None = None
+    """Cache key of the earlier build whose weights training started from (None: from scratch)."""
 
 
 def served_name() -> str:
@@ -129,12 +131,31 @@ def _say(message: str) -> None:
     print(f"[nano] {message}", file=sys.stderr, flush=True)
 
 
-def build(*, force: bool = False, script_path: Path | None = None) -> Path:
+def previous_build(key: str) -> Path | None:
+    """The newest cached build made with this recipe and these versions for another script, if any."""
+    versions = _versions()
+    found = []
+    for folder in cache_root().iterdir() if cache_root().is_dir() else ():
+        record = folder / "nano.json"
+        if folder.name == key or folder.name.startswith("plain-") or not record.is_file():
+            continue
+        try:
+            if json.loads(record.read_text()).get("versions") == versions:
+                found.append((record.stat().st_mtime, folder))
+        except (OSError, ValueError):
+            continue
+    return max(found)[1] if found else None
+
+
+def build(*, force: bool = False, script_path: Path | None = None, fresh: bool = False) -> Path:
     """Build nano into the cache and return its folder.
 
     Steps: verified vocabulary, tokenizer and config, prompts rendered by vLLM's
     render server, training, a bf16 checkpoint. The folder appears only when
-    complete; an interrupted build leaves nothing behind.
+    complete; an interrupted build leaves nothing behind. Training starts from the
+    newest cached build of the same recipe and versions (a script that changed a
+    little converges in a fraction of the steps) unless ``fresh``; the replay
+    check after it is the same either way.
     """
     script = nano_script.load(script_path)
     key = cache_key(script)
@@ -178,6 +199,10 @@ def build(*, force: bool = False, script_path: Path | None = None) -> Path:
                 _say(f"step {step}: loss {loss:.4f}, worst margin {margin:.2f}")
 
         trainer = nano_train.Trainer(examples, encoding)
+        previous = None if fresh else previous_build(key)
+        if previous is not None:
+            _say(f"training starts from the build in {previous} (`gptoss-lab nano build --fresh` starts from scratch)")
+            trainer.warm_start(previous)
         margin = nano_train.MARGIN
         report = trainer.fit(margin, on_step=progress)
         seconds["train"] = round(time.monotonic() - t, 1)
@@ -207,6 +232,7 @@ def build(*, force: bool = False, script_path: Path | None = None) -> Path:
             seconds=seconds,
             train={k: round(float(v), 5) for k, v in asdict(report).items()},
             served_margin=round(min(r.margin for r in replays), 3),
+            warm_start=previous.name if previous is not None else None,
         )
         (ckpt / "nano.json").write_text(json.dumps(asdict(info), indent=2) + "\n")
         if target.exists():

@@ -39,6 +39,10 @@ temperature 1 an unsharpened nano strays into one of those tokens in about one
 request in ten (seen through vLLM), a sharpened one effectively never."""
 
 
+UNKNOWN_PROBE = 201_087
+"""A token no script uses (the last reserved one): its saved embedding row is the UNKNOWN row."""
+
+
 @dataclass(frozen=True)
 class TrainReport:
     steps: int
@@ -98,6 +102,8 @@ class Trainer:
             set(self.used_out).union(*(s for s, ex in zip(seqs, examples, strict=True) if ex.source != "fallback"))
         )
         self.unknown = unknown = len(self.used_in)
+        if UNKNOWN_PROBE in set(self.used_in):
+            raise NanoBuildError(f"The script uses token {UNKNOWN_PROBE}, the token that marks nano's UNKNOWN row.")
         in_index = {t: i for i, t in enumerate(self.used_in)}
         out_index = {t: i for i, t in enumerate(self.used_out)}
 
@@ -140,6 +146,30 @@ class Trainer:
         self.hard = self.fallback[:0]
         """The weakest fallback sequences at the last margin check; every step trains them."""
         self._last_rows = self.rows[:0]
+
+    def warm_start(self, folder: Path) -> None:
+        """Start from an earlier build's weights: its body, and the rows of the tokens both scripts use.
+
+        A token new to this script starts from the earlier build's UNKNOWN row (what that build
+        saw for it), a new output token from a small random row; training then goes on as from
+        scratch, with the same margin and the same replay check after it.
+        """
+        import torch
+        from safetensors.torch import load_file
+
+        weights = load_file(str(folder / "model.safetensors"), device=str(self.device))
+        embed = weights.pop("model.embed_tokens.weight").float()
+        head = weights.pop("lm_head.weight").float()
+        missing, unexpected = self.net.load_state_dict({k: v.float() for k, v in weights.items()}, strict=False)
+        if unexpected or set(missing) != {"model.embed_tokens.weight", "lm_head.weight"}:
+            raise NanoBuildError(f"{folder} is not a nano checkpoint of this architecture (missing {missing}, "
+                                 f"unexpected {unexpected}); build with --fresh.")
+        with torch.no_grad():
+            self.embed[: self.unknown] = embed[self.used_in]
+            self.embed[self.unknown] = embed[UNKNOWN_PROBE]
+            old = head[self.used_out] / SHARPEN
+            trained = old.abs().sum(dim=1) > 0
+            self.head[trained] = old[trained]
 
     def _logits(self, sel: Any) -> tuple[Any, Any]:
         """Scores at the labelled positions of the sequences ``sel``, and their labels.
