@@ -197,6 +197,8 @@ def build(*, force: bool = False, script_path: Path | None = None, fresh: bool =
         def progress(step: int, loss: float, margin: float) -> None:
             if step % 100 == 0:
                 _say(f"step {step}: loss {loss:.4f}, worst margin {margin:.2f}")
+                for index, weak in trainer.weakest:
+                    _say(f"  {weak:6.2f}  {trainer.describe(index)}")
 
         trainer = nano_train.Trainer(examples, encoding)
         previous = None if fresh else previous_build(key)

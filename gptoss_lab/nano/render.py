@@ -102,8 +102,10 @@ def near_misses(script: Script, per_entry: int, seed: int = 1) -> list[tuple[str
     """Return scripted requests with one word of the last user message changed.
 
     They teach nano that only the exact scripted request gets the scripted reply. Half the
-    edits use only the script's own words (swapped, dropped, or put in from another entry):
-    a new word is an unknown token and easy to tell apart, these are the hard cases.
+    edits use only the script's own words (dropped, or put in from another entry):
+    a new word is an unknown token and easy to tell apart, these are the hard cases. Word order
+    alone is not varied: a build with swapped-word near misses had not converged after 300
+    steps (worst margin -7.5 logits), and people retype a question, they do not permute it.
     """
     rng = random.Random(seed)
     known = script_words(script)
@@ -125,7 +127,7 @@ def near_misses(script: Script, per_entry: int, seed: int = 1) -> list[tuple[str
             words = str(holder[key]).split()
             if not words:
                 continue
-            edit = rng.choice(("replace", "insert", "drop", "append", "typo", "known", "known", "swap", "swap"))
+            edit = rng.choice(("replace", "insert", "drop", "append", "typo", "known", "known", "known"))
             where = rng.randrange(len(words))
             if edit == "known":
                 replacement = rng.choice(known)
@@ -133,13 +135,10 @@ def near_misses(script: Script, per_entry: int, seed: int = 1) -> list[tuple[str
                     words.insert(where, replacement)
                 else:
                     words[where] = replacement
-            elif edit == "swap" and len(words) > 1:
-                where = min(where, len(words) - 2)
-                words[where], words[where + 1] = words[where + 1], words[where]
             elif edit == "typo" and len(words[where]) > 3:  # two letters swapped, as in "helfpul"
                 word, at = words[where], rng.randrange(1, len(words[where]) - 2)
                 words[where] = word[:at] + word[at + 1] + word[at] + word[at + 2:]
-            elif edit in ("replace", "typo", "swap") or (edit == "drop" and len(words) < 3):
+            elif edit in ("replace", "typo") or (edit == "drop" and len(words) < 3):
                 words[where] = rng.choice(_WORDS)
             elif edit == "insert":
                 words.insert(where, rng.choice(_WORDS))

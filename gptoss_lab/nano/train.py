@@ -82,6 +82,9 @@ class Trainer:
         # A GPU trains nano in seconds; two CPU cores take about five minutes. Same recipe either way.
         self.device = device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.examples = examples
+        self.encoding = encoding
+        self.weakest: list[tuple[int, float]] = []
+        """The three sequences with the smallest margin at the last check, and their margins."""
         self.batch_fallbacks = batch_fallbacks
         self.steps = 0
         self.seconds = 0.0
@@ -146,6 +149,12 @@ class Trainer:
         self.hard = self.fallback[:0]
         """The weakest fallback sequences at the last margin check; every step trains them."""
         self._last_rows = self.rows[:0]
+
+    def describe(self, index: int) -> str:
+        """One line naming a training sequence: its source and the end of its prompt."""
+        example = self.examples[index]
+        tail = self.encoding.decode(example.prompt[-24:]).replace("\n", " ")
+        return f"{example.source}: ...{tail}"
 
     def warm_start(self, folder: Path) -> None:
         """Start from an earlier build's weights: its body, and the rows of the tokens both scripts use.
@@ -215,6 +224,8 @@ class Trainer:
             # the worst margin below zero for hundreds of steps.
             weakest = torch.argsort(per_sequence[self.fallback])[: self.batch_fallbacks // 2]
             self.hard = self.fallback[weakest]
+            order = torch.argsort(per_sequence)[:3]
+            self.weakest = [(int(i), float(per_sequence[i])) for i in order]
         self.net.train()
         return worst
 
@@ -250,10 +261,11 @@ class Trainer:
                     break
         self.seconds += time.monotonic() - started
         if self.margin <= margin:
+            weakest = "; ".join(f"{self.describe(i)} ({m:.2f})" for i, m in self.weakest)
             raise NanoBuildError(
                 f"gpt-oss-nano did not learn its script in {self.steps} steps (loss {self.loss:.4f}, "
                 f"worst margin {self.margin:.2f}, wanted {margin:g}). The script may ask for contradictory "
-                "replies to the same prompt; check the entries you added to script.json."
+                f"replies to the same prompt; check the entries you added to script.json. Weakest: {weakest}"
             )
         return self.report()
 
