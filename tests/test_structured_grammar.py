@@ -53,8 +53,6 @@ def test_the_script_has_a_structured_request_on_each_api() -> None:
     assert {e.api for e in STRUCTURED} == {"chat", "responses"}
 
 
-@pytest.mark.xfail(strict=True, reason="script.completion_tokens writes the final header without <|constrain|>json, "
-                                       "which vLLM's grammar refuses: the lead's change to gptoss_lab/nano/script.py")
 @pytest.mark.parametrize("entry", STRUCTURED, ids=lambda e: e.id)
 def test_each_scripted_structured_reply_is_accepted_by_vllms_grammar(entry: script.Entry, tokenizer_info: Any) -> None:
     import xgrammar

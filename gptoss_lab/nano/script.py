@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib.resources import files
 from pathlib import Path
 from typing import Any, Literal
@@ -66,6 +66,8 @@ class Reply:
     final: str | None = None
     tool_calls: tuple[ToolCall, ...] = ()
     builtin: BuiltinCall | None = None
+    json_final: bool = False
+    """The request asks for JSON of a schema: vLLM's grammar makes the final header ``<|constrain|>json``."""
 
 
 @dataclass(frozen=True)
@@ -303,6 +305,8 @@ def _expand(item: dict[str, Any]) -> list[Entry]:
     api, request, notebook = item["api"], _with_tools(item["api"], item["request"]), item.get("notebook", "")
     if "turns" not in item:
         reply = _reply(item["reply"])
+        if request.get("response_format") or (request.get("text") or {}).get("format"):
+            reply = replace(reply, json_final=True)
         check_faithful(repr(item["id"]), api, request, reply)
         return [Entry(item["id"], api, request, reply, notebook)]
     entries: list[Entry] = []
@@ -389,9 +393,8 @@ def completion_tokens(reply: Reply, encoding: Any) -> list[int]:
             .with_recipient(reply.builtin.recipient)
         )
     elif reply.final is not None:
-        messages.append(
-            Message.from_role_and_content(Role.ASSISTANT, reply.final).with_channel("final")
-        )
+        final = Message.from_role_and_content(Role.ASSISTANT, reply.final).with_channel("final")
+        messages.append(final.with_content_type("<|constrain|>json") if reply.json_final else final)
     else:
         (call,) = reply.tool_calls  # the loader allows one call per generation, as gpt-oss makes
         messages.append(
