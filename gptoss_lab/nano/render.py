@@ -81,9 +81,14 @@ def random_prompt(rng: random.Random) -> str:
 
 
 def _user_text(api: str, request: dict[str, Any]) -> tuple[dict[str, Any], str] | None:
-    """The dict and key holding a request's last user words, or None when it has none to edit."""
+    """The dict and key holding a request's last user words, or None when it has none to edit.
+
+    A conversation that ends in a tool result has none: code writes tool results, nobody
+    retypes them, and a one-word change there is not a request someone would send.
+    """
     if api == "chat":
-        return request["messages"][-1], "content"
+        last = request["messages"][-1]
+        return (last, "content") if last.get("role") == "user" and isinstance(last.get("content"), str) else None
     if isinstance(request.get("input"), str):
         return request, "input"
     return None
