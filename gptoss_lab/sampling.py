@@ -106,7 +106,8 @@ def sample(llm: Any, prompts: Sequence[Sequence[int]], *, max_tokens: int = 512,
            **params: Any) -> list[list[int]]:
     """Generate a completion for each harmony-rendered prompt in one batch; return the completion ids.
 
-    The shortcut for ``SamplingParams`` + ``TokensPrompt`` + ``llm.generate``. Generation
+    The shortcut for ``SamplingParams`` + ``TokensPrompt`` + ``llm.generate``; ``llm`` is a
+    ``vllm.LLM`` or, for an attach-only learner, a :class:`ServerEngine`. Generation
     stops on ``<|return|>`` or ``<|call|>``, which stay in the output so harmony can parse
     the last message. Greedy by default, which nano replays under; sample gpt-oss with
     ``temperature=1.0``, its recommended setting (greedy decoding can loop in the analysis
