@@ -21,8 +21,9 @@ _ATTACHED = False
 
 ATTACH_ONLY = "GPTOSS_LAB_ATTACH_ONLY"
 NEEDS_OWN_SERVER = {
-    "08_builtin_tools.ipynb": "it starts a server of its own with the lab's tool servers (vLLM takes --tool-server "
-                              "only at start); attach-only, its server cell stops with an AttachError saying so",
+    "08_builtin_tools.ipynb": "it needs the lab's tool servers, which start only with a server of its own (vLLM "
+                              "takes --tool-server only at start); attach-only, its server cell stops with an "
+                              "AttachError saying so",
 }
 """Notebooks that cannot run attach-only, and why: with ``GPTOSS_LAB_ATTACH_ONLY=1`` they run with it unset
 (a server of their own), and the session says so in its header, on their result line and in its summary."""
