@@ -183,7 +183,8 @@ class ServerEngine:
             use_tqdm: accepted for ``LLM.generate``'s signature; nothing is shown.
 
         Raises:
-            SamplingError: a prompt is not token ids, or the server answered without token ids.
+            SamplingError: a prompt is not token ids, or the server answered with an error or without token ids.
+            ServerError: the server did not answer.
         """
         ids = [_token_ids(prompt, index) for index, prompt in enumerate(prompts)]
         if not ids:
@@ -252,6 +253,10 @@ def read_completions(response: Any, prompts: list[list[int]], url: str) -> list[
             )
         outputs[index] = ServerOutput(prompts[index], [ServerCompletion(
             [int(t) for t in tokens], choice.get("finish_reason"), str(choice.get("text") or ""))])
+    missing = [index for index, out in enumerate(outputs) if out is None]
+    if missing:
+        raise SamplingError(f"The server at {url} answered no completion for prompt(s) {missing} (and two for "
+                            "another): not a vLLM /v1/completions answer. Check it with `gptoss-lab verify`.")
     return [out for out in outputs if out is not None]
 
 

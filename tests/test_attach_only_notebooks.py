@@ -125,3 +125,10 @@ def test_choices_come_back_in_prompt_order_whatever_order_the_server_sends() -> 
     first, second = sampling.read_completions(answer, [[1], [2]], "http://h:1/v1")
     assert (first.prompt_token_ids, first.outputs[0].token_ids, first.outputs[0].finish_reason) == ([1], [6], "length")
     assert (second.prompt_token_ids, second.outputs[0].token_ids) == ([2], [7, 200002])
+
+
+def test_an_answer_that_skips_a_prompt_is_refused() -> None:
+    answer = {"choices": [{"index": 1, "token_ids": [7], "finish_reason": "stop"},
+                          {"index": 1, "token_ids": [8], "finish_reason": "stop"}]}
+    with pytest.raises(SamplingError, match=r"no completion for prompt\(s\) \[0\]"):
+        sampling.read_completions(answer, [[1], [2]], "http://h:1/v1")
