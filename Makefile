@@ -10,7 +10,7 @@ help:
 	@echo "make setup LATEST=1  the same with the newest releases instead of the pinned ones (untested)"
 	@echo "make test            setup, build gpt-oss-nano, unit tests + every notebook (nbmake), then the nano-plain lane"
 	@echo "make test-fast       the tests that need no vLLM and no gpt-oss-nano (the inner loop, about a minute)"
-	@echo "make test-plain      every notebook against gpt-oss-nano-plain (one sentence, never a tool call)"
+	@echo "make test-plain      every notebook against gpt-oss-nano-plain (one sentence, never a tool call), attach-only"
 	@echo "make lab             start the model server and JupyterLab on notebooks/"
 	@echo "make browser         install Debian's chromium for tests/test_browser.py (apt-get, as root; else it is skipped)"
 	@echo "make sandbox         install bubblewrap for the python built-in tool (apt-get, as root)"
@@ -47,17 +47,19 @@ sandbox:
 
 # Two model lanes, one shared vLLM server each: scripted nano runs the unit tests and every
 # notebook; nano-plain (one sentence, never a tool call) runs every notebook again, so no
-# notebook depends on what the model chooses.
+# notebook depends on what the model chooses, and does so as a workshop learner would
+# (GPTOSS_LAB_ATTACH_ONLY=1): the notebooks attach to the suite's server, and those that cannot
+# (conftest.py NEEDS_OWN_SERVER: 08) run with a server of their own, which the run reports.
 # Each run gets an id in the environment of every process it starts; check-no-vllm.sh looks for that id only.
 RUN_ID := gptoss-lab-$(shell date +%s)-$(shell echo $$PPID)
 
 test: setup nano browser sandbox lint
 	GPTOSS_LAB_RUN_ID=$(RUN_ID) $(PYTEST) -v --durations=15 --nbmake --nbmake-timeout=$(NB_TIMEOUT) tests notebooks
-	GPTOSS_LAB_RUN_ID=$(RUN_ID) GPTOSS_LAB_TEST_MODEL=nano-plain $(PYTEST) -v --durations=10 --nbmake --nbmake-timeout=$(NB_TIMEOUT) notebooks
+	GPTOSS_LAB_RUN_ID=$(RUN_ID) GPTOSS_LAB_TEST_MODEL=nano-plain GPTOSS_LAB_ATTACH_ONLY=1 $(PYTEST) -v --durations=10 --nbmake --nbmake-timeout=$(NB_TIMEOUT) notebooks
 	@bash scripts/check-no-vllm.sh $(RUN_ID)
 
 test-plain: setup sandbox
-	GPTOSS_LAB_RUN_ID=$(RUN_ID) GPTOSS_LAB_TEST_MODEL=nano-plain $(PYTEST) -v --durations=10 --nbmake --nbmake-timeout=$(NB_TIMEOUT) notebooks
+	GPTOSS_LAB_RUN_ID=$(RUN_ID) GPTOSS_LAB_TEST_MODEL=nano-plain GPTOSS_LAB_ATTACH_ONLY=1 $(PYTEST) -v --durations=10 --nbmake --nbmake-timeout=$(NB_TIMEOUT) notebooks
 	@bash scripts/check-no-vllm.sh $(RUN_ID)
 
 

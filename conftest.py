@@ -19,6 +19,29 @@ _SERVER = None
 _ATTACHED = False
 """True when the suite runs against a server it did not start (``GPTOSS_LAB_TEST_SERVER``)."""
 
+ATTACH_ONLY = "GPTOSS_LAB_ATTACH_ONLY"
+NEEDS_OWN_SERVER = {
+    "08_builtin_tools.ipynb": "it needs the lab's tool servers, which start only with a server of its own (vLLM "
+                              "takes --tool-server only at start); attach-only, its server cell stops with an "
+                              "AttachError saying so",
+}
+"""Notebooks that cannot run attach-only, and why: with ``GPTOSS_LAB_ATTACH_ONLY=1`` they run with it unset
+(a server of their own), and the session says so in its header, on their result line and in its summary."""
+_LEARNER_SETTING: dict[str, str] = {}
+"""The attach-only value taken from the environment while a :data:`NEEDS_OWN_SERVER` notebook runs."""
+
+
+def _attach_only() -> bool:
+    from gptoss_lab.config import settings
+
+    return settings().attach_only
+
+
+def _needs_own_server(item: pytest.Item | pytest.TestReport) -> bool:
+    """Whether this is a notebook that cannot run attach-only, in a session that runs attach-only."""
+    return Path(str(getattr(item, "path", None) or getattr(item, "fspath", ""))).name in NEEDS_OWN_SERVER \
+        and (bool(_LEARNER_SETTING) or _attach_only())
+
 
 def _start_server():  # -> gptoss_lab.VLLMServer
     global _SERVER, _ATTACHED
@@ -35,9 +58,16 @@ def _start_server():  # -> gptoss_lab.VLLMServer
             if os.environ.get("GPTOSS_LAB_TEST_SERVER_LOG"):
                 _SERVER.log_path = Path(os.environ["GPTOSS_LAB_TEST_SERVER_LOG"])
         else:
-            # Output logging lets each notebook be checked for requests nano does not know.
-            _SERVER = lab.serve(model, port=process.free_port(),
-                                extra_args=["--enable-log-requests", "--enable-log-outputs"])
+            # The suite is the host: with GPTOSS_LAB_ATTACH_ONLY=1 (the nano-plain lane) it still starts the
+            # session server, and the notebooks, which inherit the setting, attach to it as learners do.
+            learner = os.environ.pop(ATTACH_ONLY, None)
+            try:
+                # Output logging lets each notebook be checked for requests nano does not know.
+                _SERVER = lab.serve(model, port=process.free_port(),
+                                    extra_args=["--enable-log-requests", "--enable-log-outputs"])
+            finally:
+                if learner is not None:
+                    os.environ[ATTACH_ONLY] = learner
         os.environ["GPTOSS_LAB_MODEL"] = model
         os.environ["GPTOSS_LAB_PORT"] = str(_SERVER.port)
         os.environ["GPTOSS_LAB_BASE_URL"] = _SERVER.url
@@ -134,7 +164,40 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ[drift.ANSWER_LOG] = path
 
 
+def _own_server_note() -> str:
+    reasons = "; ".join(f"{name}: {why}" for name, why in NEEDS_OWN_SERVER.items())
+    return (f"attach-only ({ATTACH_ONLY}=1): the notebooks attach to the suite's server, except those that cannot "
+            f"run attach-only, which run with a server of their own ({reasons})")
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    """Say at the start of an attach-only session which notebooks cannot run attach-only."""
+    return _own_server_note() if _attach_only() else None
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Run a notebook that cannot run attach-only with a server of its own: its kernel gets no attach-only."""
+    if _needs_own_server(item):
+        _LEARNER_SETTING[item.nodeid] = os.environ.pop(ATTACH_ONLY)
+
+
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    if item.nodeid in _LEARNER_SETTING:
+        os.environ[ATTACH_ONLY] = _LEARNER_SETTING.pop(item.nodeid)
+
+
+def pytest_report_teststatus(
+    report: pytest.TestReport, config: pytest.Config
+) -> tuple[str, str, tuple[str, dict[str, bool]]] | None:
+    """Mark the result line of a notebook that ran with a server of its own in an attach-only session."""
+    if report.when == "call" and report.passed and _needs_own_server(report):
+        return "passed", ".", ("PASSED (own server: cannot run attach-only)", {"green": True})
+    return None
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _attach_only():
+        terminalreporter.write_line(_own_server_note())
     if _SERVER is None:
         return
     model = os.environ.get("GPTOSS_LAB_TEST_MODEL", "nano")

@@ -73,6 +73,10 @@ class PresetError(LabError):
     """No serving preset fits this model on this machine."""
 
 
+class SamplingError(LabError, ValueError):
+    """A prompt that is not harmony token ids, or a server whose completions come back without token ids."""
+
+
 class GPUMemoryError(LabError):
     """Too little GPU memory is free for what was asked (an in-process engine beside a running server)."""
 

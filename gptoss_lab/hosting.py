@@ -60,8 +60,9 @@ def join_instructions(url: str, api_key: str, model: str) -> str:
         "  export GPTOSS_LAB_ATTACH_ONLY=1",
         f"  export GPTOSS_LAB_MODEL={model}",
         f"Check it from a learner's machine first: gptoss-lab verify {url}",
-        "This key is shown once, here: hand it out by a channel you trust. Notebooks 05 (in-kernel engine) "
-        "and 08 (tool servers) need a GPU of their own: see docs/hosting.md.",
+        "This key is shown once, here: hand it out by a channel you trust. Attach-only, 05 samples through "
+        "this server (/v1/completions, token ids); 08 (built-in tools) needs a server of the learner's own "
+        "(a GPU, or gpt-oss-nano on a CPU machine): see docs/hosting.md.",
     ])
 
 

@@ -15,7 +15,7 @@ from typing import Literal
 from gptoss_lab import active, builtin, presets
 from gptoss_lab.attach import connect, current
 from gptoss_lab.config import host_and_port, settings
-from gptoss_lab.errors import ServerError, WrongKeyError
+from gptoss_lab.errors import AttachError, ServerError, WrongKeyError
 from gptoss_lab.models import NANO_MODELS, resolve_model, served_name
 from gptoss_lab.server import VLLMServer
 
@@ -35,6 +35,19 @@ def stop_hint(port: int | None = None) -> str:
             "started with `vllm serve` stops with Ctrl-C in its terminal")
 
 
+def _own_server_needed(names: Sequence[str]) -> str:
+    """Why attach-only mode cannot serve ``builtin_tools=names``, and where the notebook that asks can run."""
+    return (
+        f"builtin_tools={list(names)} needs a vLLM server of your own, started with the lab's tool servers: vLLM "
+        "takes --tool-server only at start, the tool servers run beside it, and the lab calls them through "
+        "`server.tools`, which a server started elsewhere (a workshop host's) does not give you. Attach-only mode "
+        "(GPTOSS_LAB_ATTACH_ONLY=1, from a workshop's join instructions) never starts a server, so nothing was "
+        "started. Run this where you can start one (a GPU machine of your own for gpt-oss-20b, or gpt-oss-nano on "
+        "any CPU machine) with GPTOSS_LAB_ATTACH_ONLY unset: `unset GPTOSS_LAB_ATTACH_ONLY` before starting "
+        "Jupyter, or `os.environ.pop('GPTOSS_LAB_ATTACH_ONLY')` before this cell. See docs/hosting.md."
+    )
+
+
 def serve(
     model: str | None = None,
     *,
@@ -52,7 +65,8 @@ def serve(
     """Return a running server: attach to one at the configured URL, or start one.
 
     With ``GPTOSS_LAB_ATTACH_ONLY=1`` it only attaches, and fails at once (``AttachError``)
-    when nothing usable answers at ``GPTOSS_LAB_BASE_URL``.
+    when nothing usable answers at ``GPTOSS_LAB_BASE_URL``, or when ``builtin_tools`` asks for
+    tool servers (they start only with a server of one's own).
 
     Args:
         model: ``nano``, ``openai/gpt-oss-20b``, ``openai/gpt-oss-120b``, a local
@@ -75,12 +89,15 @@ def serve(
             memory and start time are real. A capacity check before downloading 20b/120b.
 
     Raises:
+        AttachError: attach-only mode, and no usable server at the URL or ``builtin_tools`` named.
         PortError: ``port`` is not a port number, or something holds it; raised before anything is started.
         ServerError: vLLM did not start (the message says why and shows its log's last lines).
 
     Taught in ``notebooks/01_serve.ipynb``.
     """
     cfg = settings()
+    if cfg.attach_only and builtin_tools:
+        raise AttachError(_own_server_needed(builtin_tools))
     if cfg.attach_only or (host is None and port is None):
         try:
             attached = connect(cfg.url, api_key=api_key or cfg.api_key)

@@ -170,3 +170,27 @@ def test_notebook_09_s_cells_run_against_a_host_s_server_as_an_attach_only_learn
     assert "connection refused" in out and "GPTOSS_LAB_ATTACH_ONLY=1" in out  # the attach-only cell's message
     assert "export GPTOSS_LAB_ATTACH_ONLY=1" in out and hosted.api_key not in out
     assert os.environ["GPTOSS_LAB_BASE_URL"] == hosted.url  # the cell put the learner's variables back
+
+
+# --- notebooks/05_harmony.ipynb as an attach-only learner: token ids through the host's server --------
+
+def test_an_attach_only_learner_samples_harmony_token_ids_through_the_host_s_server(learner: Any, hosted: Any) -> None:
+    """05's path without an engine: rendered ids in, completion ids back, in prompt order, with the host's key."""
+    from openai_harmony import Conversation, Message, Role
+
+    encoding = lab.harmony.encoding()
+    prompts = [encoding.render_conversation_for_completion(
+        Conversation.from_messages([Message.from_role_and_content(Role.USER, question)]), Role.ASSISTANT)
+        for question in ("What is 2 + 2?", "Name a primary color.")]
+    engine = lab.sampling.server_engine()
+    completions = lab.sampling.sample(engine, prompts, max_tokens=8)  # 05's shortcut: SamplingParams, TokensPrompt
+    assert len(completions) == 2 and all(1 <= len(tokens) <= 8 for tokens in completions), completions
+    # Cut off at max_tokens, or ended by a special token (a harmony stop token or EOS), which stays in the ids.
+    assert all(len(tokens) == 8 or tokens[-1] >= 199998 for tokens in completions), completions
+    outputs = engine.generate([{"prompt_token_ids": p} for p in prompts])  # no SamplingParams: vLLM's defaults
+    assert [out.prompt_token_ids for out in outputs] == prompts
+    for out in outputs:
+        [completion] = out.outputs
+        assert all(isinstance(token, int) for token in completion.token_ids) and completion.token_ids
+        assert completion.finish_reason in ("stop", "length")
+    assert hosted.url in str(engine) and hosted.api_key not in str(engine)
