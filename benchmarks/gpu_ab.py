@@ -5,11 +5,12 @@
 
 Runs on the GPU machine (docs/presets.md, 2026-11-28). Each flag set gets its own server
 (port 8001, 8002, ...) and a share of the GPU memory (``--util``); servers start one after
-another, the next once the previous has allocated its KV cache (vLLM's memory profiling counts
-whatever the device gains meanwhile). Timed runs go to one server at a time while the others
-idle, in rounds that alternate the order (P R S, S R P, ...), so a drift of the machine hits
-every flag set alike. ``vllm bench serve`` runs in this process (no 25 s import per run):
-the same code and arguments as the command line, whose equivalent is logged per run.
+another, the next once the previous is ready (``--stagger kv``: once it has allocated its KV
+cache, as on 2026-11-28; vLLM's memory profiling counts whatever the device gains meanwhile).
+Timed runs go to one server at a time while the others idle, in rounds that alternate the
+order (P R S, S R P, ...), so a drift of the machine hits every flag set alike.
+``vllm bench serve`` runs in this process (no 25 s import per run): the same code and
+arguments as the command line, whose equivalent is logged per run.
 Writes RES/summary.txt, RES/NAME.server.log and RES/NAME-LEVEL-rN.json (vLLM's result JSON).
 """
 
@@ -130,14 +131,19 @@ def smi(query: str) -> str:
         return "no nvidia-smi"
 
 
-def start_all(servers: list[Server], run: Run, timeout: float, on_ready) -> None:  # noqa: ANN001
-    """Launch the servers one after another; call ``on_ready(server)`` as each becomes ready."""
+def start_all(servers: list[Server], run: Run, timeout: float, on_ready, stagger: str = "ready") -> None:  # noqa: ANN001
+    """Launch the servers one after another; call ``on_ready(server)`` as each becomes ready.
+
+    ``stagger="ready"`` launches the next server once the previous one answers; ``"kv"`` already once it
+    has allocated its KV cache (faster, but on 2026-11-28 a fourth server started that way failed: vLLM's
+    memory profiling, run while the others still grew, computed -108.87 GiB of KV cache memory).
+    """
     pending = list(servers)
     launched: list[Server] = []
     deadline = time.time() + timeout
     while time.time() < deadline:
         if pending and (not launched or launched[-1].ready_s is not None or not launched[-1].alive()
-                        or launched[-1].kv_allocated()):
+                        or (stagger == "kv" and launched[-1].kv_allocated())):
             if launched and launched[-1].kv_allocated() and launched[-1].ready_s is None:
                 time.sleep(8)  # the KV cache line comes just before the allocation
             server = pending.pop(0)
@@ -247,6 +253,8 @@ def main() -> None:
     ap.add_argument("--cc-repeats", type=int, default=2)
     ap.add_argument("--start-timeout", type=float, default=1500)
     ap.add_argument("--port0", type=int, default=8001)
+    ap.add_argument("--stagger", choices=("ready", "kv"), default="ready",
+                    help="launch the next server once the previous is ready (safe) or has its KV cache")
     args = ap.parse_args()
     run = Run(args.res)
     gpu = smi("name,memory.total,driver_version")
@@ -263,7 +271,7 @@ def main() -> None:
     def warm(server: Server) -> None:  # untimed: JIT of the MoE kernels at these batch sizes
         warmed.append(server)
 
-    start_all(servers, run, args.start_timeout, warm)
+    start_all(servers, run, args.start_timeout, warm, args.stagger)
     versions = asked.communicate()[0].strip()
     run.log(f"versions: {versions}")
     up = [s for s in servers if s.ready_s is not None]

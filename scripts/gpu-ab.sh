@@ -14,7 +14,8 @@
 # Phase A: the preset (P), the vLLM recipe (R) and, where memory allows (>= 120 GB), the preset
 # plus one recipe flag (S: --stream-interval 20, C: --max-cudagraph-capture-size 2048); b1 and c64
 # in three alternating rounds, c256 for P and R, then lab.bench vs `vllm bench serve` on P.
-# Phase B: what phase A could not hold, one c64 run each.
+# Phase B: what phase A could not hold, one c64 run each. On 2026-11-28 (H200) phase A ran with
+# `--stagger kv` (then the default): C failed to start; gpu_ab.py now waits for each server to be ready.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 PARTS=${PARTS:-/tmp/parts}
