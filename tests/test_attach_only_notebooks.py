@@ -47,14 +47,15 @@ def _dead_engine() -> sampling.ServerEngine:
 def test_attach_only_serve_with_builtin_tools_starts_nothing_and_says_what_is_needed(
     learner: pytest.MonkeyPatch, own_processes: Any
 ) -> None:
+    servers_before = own_processes("vllm")  # under `make test` the session's server is one of them
     started = time.monotonic()
     with pytest.raises(AttachError) as err:
         lab.serve(port=process.free_port(), builtin_tools=["browser", "python"])
     message = str(err.value)
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < 5.0, "an attach-only refusal is immediate (the issue asks for under 5 s)"
     assert "GPTOSS_LAB_ATTACH_ONLY=1" in message and "unset GPTOSS_LAB_ATTACH_ONLY" in message
     assert "tool servers" in message and "--tool-server" in message and "gpt-oss-nano" in message
-    assert own_processes("gptoss_lab.builtin") == [] and own_processes("vllm") == []
+    assert own_processes("gptoss_lab.builtin") == [] and own_processes("vllm") == servers_before
 
 
 def test_notebook_08_s_server_cell_stops_an_attach_only_learner_with_that_message(
