@@ -30,6 +30,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from gpu_presets import server_facts  # beside this file, here and in the GPU staging folder
+
 PARSERS = ["--tool-call-parser", "openai", "--enable-auto-tool-choice", "--reasoning-parser", "openai_gptoss"]
 VLLM = [sys.executable, "-m", "vllm.entrypoints.cli.main"]
 SERVE = shlex.split(os.environ.get("AB_SERVE_CMD", "")) or [*VLLM, "serve"]  # AB_SERVE_CMD: a stand-in server for tests
@@ -109,17 +111,7 @@ class Server:
         self.run.log(f"{self.name} stopped")
 
     def facts(self) -> dict[str, object]:
-        text, facts = self.text(), {}
-        for key, pattern in (("torch_compile_s", r"torch\.compile (?:takes|took) ([\d.]+) s in total"),
-                             ("graph_capture_s", r"Graph capturing finished in ([\d.]+) secs"),
-                             ("init_engine_s", r"init engine \(profile, create kv cache, warmup model\) took ([\d.]+)"),
-                             ("kv_cache_tokens", r"GPU KV cache size: ([\d,]+) tokens"),
-                             ("model_load_s", r"Model loading took [\d.]+ GiB memory and ([\d.]+) seconds")):
-            found = re.findall(pattern, text)
-            if found:
-                facts[key] = float(found[-1].replace(",", ""))
-        facts["triton_jit_after_start"] = len(re.findall(r"JIT compilation during inference", text))
-        return facts
+        return server_facts(self.text())
 
 
 def smi(query: str) -> str:

@@ -40,19 +40,30 @@ def collect(res: Path) -> dict[str, object]:
             "starts": starts}
 
 
-def _server_facts(log: Path) -> dict[str, object]:
-    text = log.read_text(errors="replace") if log.exists() else ""
+FACT_PATTERNS = (
+    ("torch_compile_s", r"torch\.compile (?:takes|took) ([\d.]+) s in total"),
+    ("graph_capture_s", r"Graph capturing finished in ([\d.]+) secs"),
+    ("init_engine_s", r"init engine \(profile, create kv cache, warmup model\) took ([\d.]+)"),
+    ("kv_cache_tokens", r"GPU KV cache size: ([\d,]+) tokens"),
+    ("model_load_s", r"Model loading took [\d.]+ GiB memory and ([\d.]+) seconds"),
+)
+"""What a vLLM 0.26 server log says about its start, as (key, regex with one number)."""
+
+
+def server_facts(text: str) -> dict[str, object]:
+    """Start-up figures and the count of Triton JIT compiles after start, read from a server log's text."""
     facts: dict[str, object] = {}
-    for key, pattern in (("torch_compile_s", r"torch\.compile (?:takes|took) ([\d.]+) s in total"),
-                         ("graph_capture_s", r"Graph capturing finished in ([\d.]+) secs"),
-                         ("init_engine_s", r"init engine \(profile, create kv cache, warmup model\) took ([\d.]+)"),
-                         ("kv_cache_tokens", r"GPU KV cache size: ([\d,]+) tokens")):
+    for key, pattern in FACT_PATTERNS:
         found = re.findall(pattern, text)
         if found:
             facts[key] = float(found[-1].replace(",", ""))
     # Triton JIT compiles after start (MoE routing kernels); the server log says when, the summary which bench ran then.
-    facts["triton_jit_after_start"] = len(re.findall(r"Triton kernel JIT compilation during inference", text))
+    facts["triton_jit_after_start"] = len(re.findall(r"JIT compilation during inference", text))
     return facts
+
+
+def _server_facts(log: Path) -> dict[str, object]:
+    return server_facts(log.read_text(errors="replace") if log.exists() else "")
 
 
 def table(run: dict[str, object]) -> str:

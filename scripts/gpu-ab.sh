@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Flag sets side by side on one GPU, timed in alternation (benchmarks/gpu_ab.py): how the
 # 2026-11-28 rows of docs/presets.md were measured. Runs on the GPU machine from a staging
-# folder that holds this script, gpu_ab.py, lab/ (a copy of gptoss_lab) and, as device calls
+# folder that holds this script, gpu_ab.py, gpu_presets.py (its log parsing), lab/ (a copy of gptoss_lab) and, as device calls
 # bring them one by one, scripts/gpu-bundle.sh's parts plus models.tar.xz (models/gpt-oss-20b
 # and o200k_base.tiktoken):
 #
