@@ -20,7 +20,7 @@ from gptoss_lab.nano import script
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
-STRUCTURED = [e for e in script.load().entries if e.request.get("response_format") or e.request.get("text")]
+STRUCTURED = [e for e in script.load().entries if e.reply.json_final]
 
 
 @pytest.fixture(scope="module")

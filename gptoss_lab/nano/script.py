@@ -301,12 +301,16 @@ def harmony_prompt(request: dict[str, Any], encoding: Any) -> list[int]:
     return list(encoding.render_conversation_for_completion(conversation, Role.ASSISTANT))
 
 
+def _answering(reply: Reply, request: dict[str, Any]) -> Reply:
+    """Return ``reply`` as an answer to ``request``: one to a JSON schema gets the ``<|constrain|>json`` header."""
+    asks_schema = request.get("response_format") or (request.get("text") or {}).get("format")
+    return replace(reply, json_final=True) if asks_schema and reply.final is not None else reply
+
+
 def _expand(item: dict[str, Any]) -> list[Entry]:
     api, request, notebook = item["api"], _with_tools(item["api"], item["request"]), item.get("notebook", "")
     if "turns" not in item:
-        reply = _reply(item["reply"])
-        if request.get("response_format") or (request.get("text") or {}).get("format"):
-            reply = replace(reply, json_final=True)
+        reply = _answering(_reply(item["reply"]), request)
         check_faithful(repr(item["id"]), api, request, reply)
         return [Entry(item["id"], api, request, reply, notebook)]
     entries: list[Entry] = []
@@ -320,7 +324,7 @@ def _expand(item: dict[str, Any]) -> list[Entry]:
         request = followup(api, request, reply, results)
     turns = item["turns"]
     for number, turn in enumerate(turns, 1):
-        reply = _reply(turn)
+        reply = _answering(_reply(turn), request)
         check_faithful(f"{item['id']!r} turn {number}", api, request, reply)
         results = tuple(turn.get("results", ()))
         if number < len(turns) and len(results) != len(reply.tool_calls):

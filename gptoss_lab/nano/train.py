@@ -21,6 +21,7 @@ from gptoss_lab.errors import NanoBuildError
 from gptoss_lab.nano import model as nano_model
 from gptoss_lab.nano.render import Example
 from gptoss_lab.nano.script import completion_tokens
+from gptoss_lab.nano.tokenizer import VOCAB_SIZE
 
 CHUNK = 16
 """Most sequences per forward pass (grouped by length)."""
@@ -39,7 +40,7 @@ temperature 1 an unsharpened nano strays into one of those tokens in about one
 request in ten (seen through vLLM), a sharpened one effectively never."""
 
 
-UNKNOWN_PROBE = 201_087
+UNKNOWN_PROBE = VOCAB_SIZE - 1
 """A token no script uses (the last reserved one): its saved embedding row is the UNKNOWN row."""
 
 
