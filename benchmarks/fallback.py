@@ -4,13 +4,17 @@ Every request here is one the training never saw (other words and another seed t
 ``gptoss_lab.nano.render``): everyday questions, near misses of scripted requests (a
 typo, other wording, another city, another date, another tool), the cookbook's examples
 as printed (its "helfpul" typo included), with and without tools, on Chat Completions
-and the Responses API. A request passes when the model gives the fallback sentence as
+and the Responses API. Requests are compared with the training's as whole bodies; the
+words of everyday questions and near misses are new to it. Kind "elsewhere" is a
+scripted question (05's "What is the capital of France?") in a shape no scripted
+request has: the build trains such words in other shapes, so these rows are reported
+on their own as well as in the total. A request passes when the model gives the fallback sentence as
 its final answer, calls no tool, and no text field holds a harmony special token.
 
     .venv/bin/python benchmarks/fallback.py            # starts nano on a free port
     .venv/bin/python benchmarks/fallback.py --url http://127.0.0.1:8000/v1
 
-Writes benchmarks/results/fallback-<date>.json and prints the figures.
+Writes benchmarks/results/fallback-<date>-recipe<N>.json (N: nano's recipe) and prints the figures.
 """
 
 from __future__ import annotations
@@ -59,7 +63,12 @@ def requests(count: int, seed: int) -> list[tuple[str, str, dict[str, Any]]]:
     from gptoss_lab.nano.build import FALLBACKS
 
     loaded = script.load()
-    scripted = {json.dumps(e.request, sort_keys=True) for e in loaded.entries}
+    scripted_texts = {text for e in loaded.entries if (text := render.entry_text(e)) is not None}
+    # Every request the build trains (scripted or fallback) is left out, compared as a whole body.
+    trained_bodies = {json.dumps(e.request, sort_keys=True) for e in loaded.entries}
+    trained_bodies |= {json.dumps(body, sort_keys=True) for _, body in render.unscripted(loaded, FALLBACKS)}
+    # The words of random fallbacks and near misses must be new to the training; scripted words are not
+    # (the build sends them in other shapes too): their rows are kind "elsewhere", reported on their own.
     trained = {text for _, body in render.fallback_requests(loaded, FALLBACKS)
                + render.near_misses(loaded, render.NEAR_MISSES)
                for text in (body.get("input"), *(m.get("content") for m in body.get("messages", ())))}
@@ -74,6 +83,9 @@ def requests(count: int, seed: int) -> list[tuple[str, str, dict[str, Any]]]:
         ("cookbook", "responses", {"instructions": "You are a helfpul assistant.",
                                    "input": "Explain what MXFP4 quantization is."}),
     ]
+    trained_cookbook = [body for _, _, body in out if json.dumps(body, sort_keys=True) in trained_bodies]
+    if trained_cookbook:
+        raise SystemExit(f"the cookbook's requests as printed are among nano's training requests: {trained_cookbook}")
     while len(out) < count:
         kind = rng.choice(("everyday", "near-miss"))
         text = rng.choice(EVERYDAY if kind == "everyday" else NEAR_MISSES)
@@ -96,7 +108,9 @@ def requests(count: int, seed: int) -> list[tuple[str, str, dict[str, Any]]]:
                 body["tools"] = [t.responses_schema() for t in offered]
             if effort:
                 body["reasoning"] = {"effort": effort}
-        if json.dumps(body, sort_keys=True) not in scripted:
+        if text in scripted_texts:
+            kind = "elsewhere"
+        if json.dumps(body, sort_keys=True) not in trained_bodies:
             out.append((kind + ("+tools" if offered else ""), api, body))
     return out
 
@@ -130,6 +144,7 @@ def main() -> int:
     import gptoss_lab as lab
     from gptoss_lab import process
     from gptoss_lab.nano import script
+    from gptoss_lab.nano.build import RECIPE_VERSION
 
     server = lab.connect(args.url) if args.url else lab.serve("nano", port=process.free_port())
     fallback = script.load().fallback.final
@@ -152,15 +167,19 @@ def main() -> int:
         by_kind.setdefault(f"{r['api']} {r['kind']}", [0, 0])
         by_kind[f"{r['api']} {r['kind']}"][0] += r["fallback"]
         by_kind[f"{r['api']} {r['kind']}"][1] += 1
+    new_words = [r for r in rows if not r["kind"].startswith("elsewhere")]
     summary = {"date": datetime.date.today().isoformat(), "requests": len(rows), "exact_fallback": held,
-               "rate": round(held / len(rows), 4), "special_tokens_leaked": leaked, "tool_calls": called,
+               "rate": round(held / len(rows), 4),
+               "new_words": [sum(r["fallback"] for r in new_words), len(new_words)],
+               "special_tokens_leaked": leaked, "tool_calls": called, "recipe": RECIPE_VERSION,
                "seconds": round(time.monotonic() - started, 1), "by_kind": by_kind,
                "misses": [r for r in rows if not r["fallback"]]}
-    out = Path(__file__).parent / "results" / f"fallback-{summary['date']}.json"
+    out = Path(__file__).parent / "results" / f"fallback-{summary['date']}-recipe{RECIPE_VERSION}.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(summary, indent=2) + "\n")
     print(f"{held}/{len(rows)} exact fallback ({summary['rate']:.1%}); special tokens leaked in {leaked}; "
           f"tool calls in {called}. Details: {out}")
+    print(f"  words new to the training: {summary['new_words'][0]}/{summary['new_words'][1]}")
     for kind, (ok, total) in sorted(by_kind.items()):
         print(f"  {kind:28} {ok}/{total}")
     return 0 if summary["rate"] >= 0.99 and leaked == 0 else 1

@@ -94,37 +94,145 @@ def _user_text(api: str, request: dict[str, Any]) -> tuple[dict[str, Any], str] 
     return None
 
 
+def _harmony_user_text(request: dict[str, Any]) -> str | None:
+    """The text of a ``harmony`` entry's last message when a user wrote it."""
+    messages = request["conversation"]["messages"]
+    if not messages or messages[-1].get("role") != "user":
+        return None
+    parts = messages[-1].get("content")
+    if isinstance(parts, str):
+        return parts
+    texts = [part.get("text") for part in parts or () if isinstance(part, dict) and part.get("type") == "text"]
+    return " ".join(t for t in texts if t) or None
+
+
+def entry_text(entry: nano_script.Entry) -> str | None:
+    """The last user message of a first-turn entry, whatever its API; None when there is none."""
+    if entry.api == "harmony":
+        return _harmony_user_text(entry.request)
+    found = _user_text(entry.api, entry.request)
+    return str(found[0][found[1]]) if found is not None else None
+
+
 def script_words(script: Script) -> list[str]:
     """The words of the script's user messages: near misses built from them hold no unknown token."""
     words: set[str] = set()
     for entry in script.entries:
-        if entry.api != "harmony" and (found := _user_text(entry.api, entry.request)) is not None:
-            words.update(str(found[0][found[1]]).split())
+        if (text := entry_text(entry)) is not None:
+            words.update(text.split())
     return sorted(words)
 
 
-def near_misses(script: Script, per_entry: int, seed: int = 1) -> list[tuple[str, dict[str, Any]]]:
-    """Return scripted requests with one word of the last user message changed.
+_NUMBER_WORDS = frozenset("one two three four five six seven eight nine ten".split())
 
-    They teach nano that only the exact scripted request gets the scripted reply. Half the
-    edits use only the script's own words (dropped, or put in from another entry):
-    a new word is an unknown token and easy to tell apart, these are the hard cases. Word order
+
+def _is_name(word: str) -> bool:
+    """A word that names something (a city, a model, a number): "Berlin", "gpt-oss-120b", "100"."""
+    core = word.strip(".,?!'\"")
+    return bool(core) and (core[0].isupper() or any(c.isdigit() for c in core) or core in _NUMBER_WORDS)
+
+
+def _edit_words(
+    rng: random.Random, words: list[str], known: list[str], names: list[str], *, typos: bool = True
+) -> None:
+    """Change ``words`` in place by one edit (see :func:`near_misses`)."""
+    edit = rng.choice(("replace", "insert", "drop", "append", "typo", "known", "known", "known", "name", "clause"))
+    if edit == "typo" and not typos:
+        edit = "known"
+    where = rng.randrange(len(words))
+    named = [i for i, word in enumerate(words) if i > 0 and _is_name(word)]
+    others = [w for w in names if w not in words]
+    if edit == "name" and named and others:  # another entry's city, model or number in its place
+        words[rng.choice(named)] = rng.choice(others)
+    elif edit == "clause" and len(words) > 2:  # the words before a comma, or the first or last one, left out
+        comma = next((i for i, word in enumerate(words[:-1]) if word.endswith(",")), None)
+        words[:] = words[comma + 1:] if comma is not None else (words[1:] if rng.random() < 0.5 else words[:-1])
+    elif edit in ("known", "name", "clause"):
+        replacement = rng.choice(known)
+        if replacement == words[where]:
+            words.insert(where, replacement)
+        else:
+            words[where] = replacement
+    elif edit == "typo" and len(words[where]) > 3:  # two letters swapped, as in "helfpul"
+        word, at = words[where], rng.randrange(1, len(words[where]) - 2)
+        words[where] = word[:at] + word[at + 1] + word[at] + word[at + 2:]
+    elif edit in ("replace", "typo") or (edit == "drop" and len(words) < 3):
+        words[where] = rng.choice(_WORDS)
+    elif edit == "insert":
+        words.insert(where, rng.choice(_WORDS))
+    elif edit == "drop":
+        del words[where]
+    else:
+        words.append(rng.choice(_WORDS) + "?")
+
+
+_EFFORTS = (None, "low", "medium", "high")
+
+
+def _edit_context(rng: random.Random, api: str, request: dict[str, Any], known: list[str], names: list[str]) -> None:
+    """Change one thing around the user's words in place: the reasoning effort, or the system message.
+
+    System messages and instructions get word edits but no typos: the cookbook's
+    "helfpul" stays a held-out case for ``benchmarks/fallback.py``.
+    """
+    if api == "chat":
+        effort = request.get("reasoning_effort")
+        messages = request["messages"]
+        system = messages[0] if messages and messages[0].get("role") == "system" else None
+    else:
+        effort = (request.get("reasoning") or {}).get("effort")
+        system = request if "instructions" in request else None
+    if rng.random() < 0.5:
+        new = rng.choice([e for e in _EFFORTS if e != effort])
+        key = "reasoning_effort" if api == "chat" else "reasoning"
+        request.pop(key, None)
+        if new is not None:
+            request[key] = new if api == "chat" else {"effort": new}
+        return
+    field = "content" if api == "chat" else "instructions"
+    if system is None:
+        text = rng.choice(_INSTRUCTIONS[:1] + _INSTRUCTIONS[2:])  # not the misspelt one (held out)
+        if api == "chat":
+            request["messages"] = [{"role": "system", "content": text}, *messages]
+        else:
+            request["instructions"] = text
+    elif rng.random() < 0.3:
+        if api == "chat":
+            messages.remove(system)
+        else:
+            del request["instructions"]
+    elif (words := str(system[field]).split()):
+        _edit_words(rng, words, known, names, typos=False)
+        system[field] = " ".join(words)
+
+
+def near_misses(script: Script, per_entry: int, seed: int = 1) -> list[tuple[str, dict[str, Any]]]:
+    """Return scripted requests with one word of the last user message, or one thing around it, changed.
+
+    They teach nano that only the exact scripted request gets the scripted reply. Most
+    word edits use only the script's own words (dropped, put in from another entry,
+    another entry's city, model or number in place of a name, a leading clause or an end
+    word left out): a new word is an unknown token and easy to tell apart, these are the
+    hard cases. About one near miss in three keeps the words and changes the reasoning
+    effort or the system message. Word order
     alone is not varied: a build with swapped-word near misses had not converged after 300
     steps (worst margin -7.5 logits), and people retype a question, they do not permute it.
     """
     rng = random.Random(seed)
     known = script_words(script)
+    names = [word for word in known if _is_name(word)]
     out: list[tuple[str, dict[str, Any]]] = []
     for entry in script.entries:
         if entry.turn > 1 or entry.api == "harmony":  # follow-ups differ from their first turn already
             continue
-        if entry.builtin:
-            # A built-in tool prompt is ~500 tokens of tool descriptions before the user's words:
-            # two layers never told a one-word change there from the scripted request (the margin
-            # of the pair stayed at zero for 250 steps). The tool block sets these prompts apart.
-            continue
         for _ in range(per_entry):
             request = json.loads(json.dumps(entry.request))
+            if entry.builtin:
+                # A built-in tool prompt is ~500 tokens of tool descriptions before the user's words:
+                # two layers never told a one-word change there from the scripted request (the margin
+                # of the pair stayed at zero for 250 steps). The edit is trained without the tools,
+                # the way a learner retyping 08's question elsewhere would send it.
+                request.pop("tools", None)
             found = _user_text(entry.api, request)
             if found is None:
                 continue
@@ -132,26 +240,11 @@ def near_misses(script: Script, per_entry: int, seed: int = 1) -> list[tuple[str
             words = str(holder[key]).split()
             if not words:
                 continue
-            edit = rng.choice(("replace", "insert", "drop", "append", "typo", "known", "known", "known"))
-            where = rng.randrange(len(words))
-            if edit == "known":
-                replacement = rng.choice(known)
-                if replacement == words[where]:
-                    words.insert(where, replacement)
-                else:
-                    words[where] = replacement
-            elif edit == "typo" and len(words[where]) > 3:  # two letters swapped, as in "helfpul"
-                word, at = words[where], rng.randrange(1, len(words[where]) - 2)
-                words[where] = word[:at] + word[at + 1] + word[at] + word[at + 2:]
-            elif edit in ("replace", "typo") or (edit == "drop" and len(words) < 3):
-                words[where] = rng.choice(_WORDS)
-            elif edit == "insert":
-                words.insert(where, rng.choice(_WORDS))
-            elif edit == "drop":
-                del words[where]
+            if not entry.builtin and rng.random() < 0.35:
+                _edit_context(rng, entry.api, request, known, names)
             else:
-                words.append(rng.choice(_WORDS) + "?")
-            holder[key] = " ".join(words)
+                _edit_words(rng, words, known, names)
+                holder[key] = " ".join(words)
             out.append((entry.api, request))
     return out
 
@@ -164,47 +257,88 @@ def invented_tool(rng: random.Random, api: str) -> dict[str, Any]:
     return {"type": "function", "function": spec} if api == "chat" else {"type": "function", **spec}
 
 
+_INSTRUCTIONS = ("You are a helpful assistant.", "You are a helfpul assistant.", "Answer in one short sentence.",
+                 "You only respond in haikus.")
+"""System messages and instructions of the unscripted requests (the cookbook's "helfpul" typo among them)."""
+
+
+def _function_tools(script: Script, api: str) -> list[Any]:
+    return [e.request["tools"] for e in script.entries if e.api == api and e.request.get("tools") and not e.builtin]
+
+
+def _around(
+    rng: random.Random, text: str, chat_tools: list[Any], responses_tools: list[Any]
+) -> tuple[str, dict[str, Any]]:
+    """``text`` as the user's words of a request of a random shape: API, system message, effort, tools."""
+    effort = rng.choice(["low", "medium", "high"])
+    if rng.random() < 0.55:
+        messages = [{"role": "system", "content": rng.choice(_INSTRUCTIONS)}] if rng.random() < 0.35 else []
+        body: dict[str, Any] = {"messages": [*messages, {"role": "user", "content": text}]}
+        if rng.random() < 0.5:
+            body["reasoning_effort"] = effort
+        if chat_tools and rng.random() < 0.35:
+            body["tools"] = rng.choice(chat_tools)
+        elif rng.random() < 0.1:
+            body["tools"] = [invented_tool(rng, "chat")]
+        return "chat", body
+    body = {"input": text}
+    if rng.random() < 0.6:
+        body["reasoning"] = {"effort": effort}
+    if rng.random() < 0.35:
+        body["instructions"] = rng.choice(_INSTRUCTIONS)
+    if responses_tools and rng.random() < 0.3:
+        body["tools"] = rng.choice(responses_tools)
+    elif rng.random() < 0.1:
+        body["tools"] = [invented_tool(rng, "responses")]
+    return "responses", body
+
+
 def fallback_requests(script: Script, count: int, seed: int = 0) -> list[tuple[str, dict[str, Any]]]:
     """Return ``count`` (api, request) pairs outside the script, for the fallback reply.
 
-    Both APIs, with and without a system message or instructions (the cookbook's
-    "helfpul" typo among them), reasoning efforts, and the lab's tools offered, so that
-    no shape of request is left for which nano only ever saw scripted replies.
+    Both APIs, with and without a system message or instructions, reasoning efforts, and
+    the lab's tools offered, so that no shape of request is left for which nano only ever
+    saw scripted replies.
     """
     rng = random.Random(seed)
-    chat_tools = [e.request["tools"] for e in script.entries if e.api == "chat" and e.request.get("tools")]
-    responses_tools = [
-        e.request["tools"] for e in script.entries
-        if e.api == "responses" and e.request.get("tools") and not e.builtin
-    ]
-    instructions = ("You are a helpful assistant.", "You are a helfpul assistant.", "Answer in one short sentence.",
-                    "You only respond in haikus.")
-    requests: list[tuple[str, dict[str, Any]]] = []
-    while len(requests) < count:
-        text = random_prompt(rng)
-        effort = rng.choice(["low", "medium", "high"])
-        if rng.random() < 0.55:
-            messages = [{"role": "system", "content": rng.choice(instructions)}] if rng.random() < 0.35 else []
-            body: dict[str, Any] = {"messages": [*messages, {"role": "user", "content": text}]}
-            if rng.random() < 0.5:
-                body["reasoning_effort"] = effort
-            if chat_tools and rng.random() < 0.35:
-                body["tools"] = rng.choice(chat_tools)
-            elif rng.random() < 0.1:
-                body["tools"] = [invented_tool(rng, "chat")]
-            requests.append(("chat", body))
-        else:
-            body = {"input": text}
-            if rng.random() < 0.6:
-                body["reasoning"] = {"effort": effort}
-            if rng.random() < 0.35:
-                body["instructions"] = rng.choice(instructions)
-            if responses_tools and rng.random() < 0.3:
-                body["tools"] = rng.choice(responses_tools)
-            elif rng.random() < 0.1:
-                body["tools"] = [invented_tool(rng, "responses")]
-            requests.append(("responses", body))
-    return requests
+    chat_tools, responses_tools = _function_tools(script, "chat"), _function_tools(script, "responses")
+    return [_around(rng, random_prompt(rng), chat_tools, responses_tools) for _ in range(count)]
+
+
+ELSEWHERE = 2
+"""Requests per first-turn entry that carry its words in another shape (:func:`elsewhere`)."""
+
+
+def elsewhere(script: Script, per_entry: int, seed: int = 2) -> list[tuple[str, dict[str, Any]]]:
+    """Return each first-turn entry's exact words in requests of other shapes, for the fallback.
+
+    A scripted question is scripted only with its own API, system message, effort and
+    tools: 05's "What is the capital of France?" sent through Chat Completions, or 08's
+    browsing question without the browser tool, is a request outside the script. Requests
+    that render to a scripted prompt are dropped by :func:`examples`.
+    """
+    rng = random.Random(seed)
+    chat_tools, responses_tools = _function_tools(script, "chat"), _function_tools(script, "responses")
+    out: list[tuple[str, dict[str, Any]]] = []
+    for entry in script.entries:
+        if entry.turn > 1 or (text := entry_text(entry)) is None:
+            continue
+        out.extend(_around(rng, text, chat_tools, responses_tools) for _ in range(per_entry))
+        if entry.api == "harmony":
+            # 05's prompts differ from a plain Chat or Responses request by little more than the
+            # reasoning effort: every effort is taught (one that renders the same prompt is dropped).
+            for effort in _EFFORTS:
+                chat: dict[str, Any] = {"messages": [{"role": "user", "content": text}]}
+                responses: dict[str, Any] = {"input": text}
+                if effort:
+                    chat["reasoning_effort"], responses["reasoning"] = effort, {"effort": effort}
+                out += [("chat", chat), ("responses", responses)]
+    return out
+
+
+def unscripted(script: Script, fallbacks: int) -> list[tuple[str, dict[str, Any]]]:
+    """Every request the build teaches the fallback reply: random ones, near misses, scripted words elsewhere."""
+    return fallback_requests(script, fallbacks) + near_misses(script, NEAR_MISSES) + elsewhere(script, ELSEWHERE)
 
 
 @contextmanager
@@ -367,7 +501,7 @@ def examples(
                 )
             scripted[tuple(variant)] = example
             out.append(example)
-    for api, request in fallback_requests(script, fallbacks) + near_misses(script, NEAR_MISSES):
+    for api, request in unscripted(script, fallbacks):
         prompt = render_prompt(api, request)
         if tuple(prompt) not in scripted:
             out.append(Example(prompt, script.fallback, "fallback"))
