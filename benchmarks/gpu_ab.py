@@ -206,6 +206,16 @@ def bench(server: Server, level: str, tag: str, run: Run) -> dict[str, object] |
     return result
 
 
+def _spread(rows: list[dict[str, object]]) -> dict[str, object]:
+    """Median and [lowest, highest] of each headline figure over the repeats of one server and load."""
+    out: dict[str, object] = {"n": len(rows)}
+    for k in ("output_throughput", "median_ttft_ms", "median_tpot_ms"):
+        values = [float(x[k] or 0) for x in rows]  # type: ignore[arg-type]
+        out[k] = statistics.median(values)
+        out[f"{k}_range"] = [min(values), max(values)]
+    return out
+
+
 def _f(result: dict[str, object], key: str, digits: int) -> str:
     value = result.get(key)
     return f"{value:,.{digits}f}" if isinstance(value, (int, float)) else str(value)
@@ -295,9 +305,7 @@ def main() -> None:
         s = by_name[args.crosscheck]
         crosscheck(s, run, 1, 8, 256, args.cc_repeats)
         crosscheck(s, run, 64, 128, 256, args.cc_repeats)
-    medians = {name: {level: {k: statistics.median(float(x[k] or 0) for x in rows)
-                              for k in ("output_throughput", "median_ttft_ms", "median_tpot_ms")} | {"n": len(rows)}
-                      for level, rows in levels.items()} for name, levels in results.items()}
+    medians = {name: {level: _spread(rows) for level, rows in levels.items()} for name, levels in results.items()}
     out = {"device": gpu, "versions": versions, "util": args.util,
            "servers": [{"name": s.name, "flags": s.flags, "util": s.util, "command": "vllm " + " ".join(s.cmd),
                         "launch_to_ready_s": s.ready_s, **s.facts()} for s in servers],
