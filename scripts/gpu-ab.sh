@@ -19,7 +19,8 @@
 #
 # AB_PLAN=start (one H100, 2026-12-07): once the bytecode is compiled (PARTS/COMPILED), phase S starts
 # the lab flag set L alone on the fresh machine and stops it (the cold start); phase A starts L again
-# (compile caches kept: the warm start, alone), then P and R beside it, and times b1 and c64 of all
+# (compile caches kept: the warm start, alone), then P and R beside it (each launched once the one
+# before has its KV cache, --stagger kv), and times b1 and c64 of all
 # three in three alternating rounds (b1: L and P only). NPARTS (default 3) is how many bundle parts there are.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -60,7 +61,8 @@ phases() {
   if [ "${AB_PLAN:-}" = start ]; then
     wait_for "$PARTS/COMPILED"
     python3 "$HERE/gpu_ab.py" --res "$RES/S" --server "L@0.3=$L" --start-only
-    python3 "$HERE/gpu_ab.py" --res "$RES/A" --server "L@0.3=$L" --server "P@0.3=$P" --server "R@0.3=$R" --b1 L,P --reps 3
+    python3 "$HERE/gpu_ab.py" --res "$RES/A" --server "L@0.3=$L" --server "P@0.3=$P" --server "R@0.3=$R" --b1 L,P --reps 3 \
+      --stagger kv
   elif [ "${mem:-0}" -ge 120000 ]; then
     python3 "$HERE/gpu_ab.py" --res "$RES/A" --server "P@0.26=$P" --server "R@0.26=$R" --server "S@0.19=$S" \
       --server "C@0.19=$C" --b1 P,R --reps 3 --c256 P,R --crosscheck P --cc-repeats 2
