@@ -80,11 +80,12 @@ LOG_TIME = re.compile(r"\b(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d)(?:\.\d+)? \[")
 def milestones(text: str, launch: float) -> dict[str, float]:
     """Seconds from ``launch`` (epoch seconds, this machine's clock) to the first log line of each milestone.
 
-    vLLM stamps its lines in local time to the second, so each figure is good to about 1 s.
+    vLLM stamps its lines in local time to the second; the launch is taken to the second too, so each
+    figure is good to about 1 s.
     """
     import datetime as dt
 
-    start = dt.datetime.fromtimestamp(launch)
+    start = dt.datetime.fromtimestamp(int(launch))
     found: dict[str, float] = {}
     for line in text.splitlines():
         stamp = LOG_TIME.search(line)
