@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Flag sets side by side on one GPU, timed in alternation (benchmarks/gpu_ab.py): how the
 # 2026-11-28 rows of docs/presets.md were measured. Runs on the GPU machine from a staging
-# folder that holds this script, gpu_ab.py, gpu_presets.py (its log parsing), lab/ (a copy of gptoss_lab) and, as device calls
+# folder that holds this script, gpu_ab.py, gpu_presets.py (its log parsing), lab/ (a copy of gptoss_lab; only the cross-check needs it) and, as device calls
 # bring them one by one, scripts/gpu-bundle.sh's parts plus models.tar.xz (models/gpt-oss-20b
 # and o200k_base.tiktoken):
 #
@@ -10,6 +10,8 @@
 #   gpu-ab.sh go SECONDS        wait for UNPACKED, start the phases detached, watch them
 #   gpu-ab.sh watch SECONDS     print the summary lines until the phases end or SECONDS pass
 #   gpu-ab.sh collect DIR       pack the results (server logs included) into DIR
+#
+# The device calls that bring the parts and run it: docs/presets.md, H100 section, "2026-12-07".
 #
 # Phase A: the preset (P), the vLLM recipe (R) and, where memory allows (>= 120 GB), the preset
 # plus one recipe flag (S: --stream-interval 20, C: --max-cudagraph-capture-size 2048); b1 and c64
