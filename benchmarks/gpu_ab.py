@@ -30,7 +30,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from gpu_presets import server_facts  # beside this file, here and in the GPU staging folder
+from gpu_presets import milestones, server_facts  # beside this file, here and in the GPU staging folder
 
 PARSERS = ["--tool-call-parser", "openai", "--enable-auto-tool-choice", "--reasoning-parser", "openai_gptoss"]
 VLLM = [sys.executable, "-m", "vllm.entrypoints.cli.main"]
@@ -111,7 +111,8 @@ class Server:
         self.run.log(f"{self.name} stopped")
 
     def facts(self) -> dict[str, object]:
-        return server_facts(self.text())
+        text = self.text()
+        return {**server_facts(text), "at_s": milestones(text, self.t_launch)} if self.t_launch else server_facts(text)
 
 
 def smi(query: str) -> str:
@@ -205,6 +206,16 @@ def bench(server: Server, level: str, tag: str, run: Run) -> dict[str, object] |
     return result
 
 
+def _spread(rows: list[dict[str, object]]) -> dict[str, object]:
+    """Median and [lowest, highest] of each headline figure over the repeats of one server and load."""
+    out: dict[str, object] = {"n": len(rows)}
+    for k in ("output_throughput", "median_ttft_ms", "median_tpot_ms"):
+        values = [float(x[k] or 0) for x in rows]  # type: ignore[arg-type]
+        out[k] = statistics.median(values)
+        out[f"{k}_range"] = [min(values), max(values)]
+    return out
+
+
 def _f(result: dict[str, object], key: str, digits: int) -> str:
     value = result.get(key)
     return f"{value:,.{digits}f}" if isinstance(value, (int, float)) else str(value)
@@ -245,6 +256,8 @@ def main() -> None:
     ap.add_argument("--cc-repeats", type=int, default=2)
     ap.add_argument("--start-timeout", type=float, default=1500)
     ap.add_argument("--port0", type=int, default=8001)
+    ap.add_argument("--start-only", action="store_true",
+                    help="only start the servers (their start-up figures), then stop them: no benchmark")
     ap.add_argument("--stagger", choices=("ready", "kv"), default="ready",
                     help="launch the next server once the previous is ready (safe) or has its KV cache")
     args = ap.parse_args()
@@ -268,13 +281,13 @@ def main() -> None:
     run.log(f"versions: {versions}")
     up = [s for s in servers if s.ready_s is not None]
     run.log(f"GPU memory with every server up: {smi('memory.used,memory.total')}")
-    for s in up:
+    for s in up if not args.start_only else []:
         bench(s, "w64", "warm", run)
         if s in c256:
             bench(s, "w256", "warm", run)
     b1 = [] if args.b1 == "none" else [by_name[n] for n in args.b1.split(",") if n] or up
     results: dict[str, dict[str, list[dict[str, object]]]] = {s.name: {} for s in up}
-    for r in range(1, args.reps + 1):
+    for r in range(1, 0 if args.start_only else args.reps + 1):
         order = up if r % 2 else up[::-1]
         for level in ("b1", "c64"):
             for s in order:
@@ -292,9 +305,7 @@ def main() -> None:
         s = by_name[args.crosscheck]
         crosscheck(s, run, 1, 8, 256, args.cc_repeats)
         crosscheck(s, run, 64, 128, 256, args.cc_repeats)
-    medians = {name: {level: {k: statistics.median(float(x[k] or 0) for x in rows)
-                              for k in ("output_throughput", "median_ttft_ms", "median_tpot_ms")} | {"n": len(rows)}
-                      for level, rows in levels.items()} for name, levels in results.items()}
+    medians = {name: {level: _spread(rows) for level, rows in levels.items()} for name, levels in results.items()}
     out = {"device": gpu, "versions": versions, "util": args.util,
            "servers": [{"name": s.name, "flags": s.flags, "util": s.util, "command": "vllm " + " ".join(s.cmd),
                         "launch_to_ready_s": s.ready_s, **s.facts()} for s in servers],

@@ -62,6 +62,43 @@ def server_facts(text: str) -> dict[str, object]:
     return facts
 
 
+MILESTONES = (
+    ("api_args", r"non-default args"),
+    ("engine_init", r"Initializing a V1 LLM engine"),
+    ("weights_loaded", r"Model loading took"),
+    ("compiled", r"torch\.compile (?:takes|took) [\d.]+ s in total"),
+    ("kv_cache", r"GPU KV cache size"),
+    ("graphs_captured", r"Graph capturing finished"),
+    ("engine_ready", r"init engine \(profile, create kv cache, warmup model\) took"),
+    ("api_up", r"Application startup complete"),
+)
+"""Where a vLLM 0.26 start is, in order: the API server parsed its arguments (its imports done), the engine
+process began, weights loaded, torch.compile done, KV cache sized, CUDA graphs captured, engine ready, HTTP up."""
+LOG_TIME = re.compile(r"\b(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d)(?:\.\d+)? \[")
+
+
+def milestones(text: str, launch: float) -> dict[str, float]:
+    """Seconds from ``launch`` (epoch seconds, this machine's clock) to the first log line of each milestone.
+
+    vLLM stamps its lines in local time to the second; the launch is taken to the second too, so each
+    figure is good to about 1 s.
+    """
+    import datetime as dt
+
+    start = dt.datetime.fromtimestamp(int(launch))
+    found: dict[str, float] = {}
+    for line in text.splitlines():
+        stamp = LOG_TIME.search(line)
+        if not stamp:
+            continue
+        for key, pattern in MILESTONES:
+            if key not in found and re.search(pattern, line):
+                mo, d, h, mi, sec = (int(x) for x in stamp.groups())
+                when = dt.datetime(start.year, mo, d, h, mi, sec)
+                found[key] = round((when - start).total_seconds(), 1)
+    return {key: found[key] for key, _ in MILESTONES if key in found}
+
+
 def _server_facts(log: Path) -> dict[str, object]:
     return server_facts(log.read_text(errors="replace") if log.exists() else "")
 
