@@ -191,7 +191,7 @@ def _edit_context(rng: random.Random, api: str, request: dict[str, Any], known: 
         return
     field = "content" if api == "chat" else "instructions"
     if system is None:
-        text = rng.choice(_INSTRUCTIONS[:1] + _INSTRUCTIONS[2:])  # not the misspelt one (held out)
+        text = rng.choice([t for t in _INSTRUCTIONS if "helfpul" not in t])  # the misspelt one is held out
         if api == "chat":
             request["messages"] = [{"role": "system", "content": text}, *messages]
         else:
@@ -260,6 +260,18 @@ def invented_tool(rng: random.Random, api: str) -> dict[str, Any]:
 _INSTRUCTIONS = ("You are a helpful assistant.", "You are a helfpul assistant.", "Answer in one short sentence.",
                  "You only respond in haikus.")
 """System messages and instructions of the unscripted requests (the cookbook's "helfpul" typo among them)."""
+_ROLES = (
+    "You are a {} expert.", "Always mention {}.", "Reply like a {}.", "Keep it about {}.", "Be brief.",
+    "Use simple words.", "Answer in {} words or fewer.", "You are {}, a {} assistant.", "Never talk about {}.",
+)
+
+
+def _instructions(rng: random.Random) -> str:
+    """A system message or instructions: one of the usual ones, or a learner's own."""
+    if rng.random() < 0.5:
+        return rng.choice(_INSTRUCTIONS)
+    frame = rng.choice(_ROLES)
+    return frame.format(*(rng.choice(_WORDS) for _ in range(frame.count("{}"))))
 
 
 def _function_tools(script: Script, api: str) -> list[Any]:
@@ -272,7 +284,7 @@ def _around(
     """``text`` as the user's words of a request of a random shape: API, system message, effort, tools."""
     effort = rng.choice(["low", "medium", "high"])
     if rng.random() < 0.55:
-        messages = [{"role": "system", "content": rng.choice(_INSTRUCTIONS)}] if rng.random() < 0.35 else []
+        messages = [{"role": "system", "content": _instructions(rng)}] if rng.random() < 0.45 else []
         body: dict[str, Any] = {"messages": [*messages, {"role": "user", "content": text}]}
         if rng.random() < 0.5:
             body["reasoning_effort"] = effort
@@ -284,8 +296,8 @@ def _around(
     body = {"input": text}
     if rng.random() < 0.6:
         body["reasoning"] = {"effort": effort}
-    if rng.random() < 0.35:
-        body["instructions"] = rng.choice(_INSTRUCTIONS)
+    if rng.random() < 0.45:
+        body["instructions"] = _instructions(rng)
     if responses_tools and rng.random() < 0.3:
         body["tools"] = rng.choice(responses_tools)
     elif rng.random() < 0.1:

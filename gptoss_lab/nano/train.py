@@ -74,7 +74,7 @@ class Trainer:
     margin when vLLM's bf16 kernels disagree with float32 training.
     """
 
-    def __init__(self, examples: list[Example], encoding: Any, *, seed: int = 0, batch_fallbacks: int = 32) -> None:
+    def __init__(self, examples: list[Example], encoding: Any, *, seed: int = 0, batch_fallbacks: int = 48) -> None:
         import torch
         from transformers import GptOssForCausalLM
 
@@ -298,7 +298,7 @@ def train(
     out_dir: Path,
     *,
     max_steps: int = 3000,
-    batch_fallbacks: int = 32,
+    batch_fallbacks: int = 48,
     seed: int = 0,
     on_step: Callable[[int, float, float], None] | None = None,
 ) -> TrainReport:
