@@ -65,14 +65,13 @@ def requests(count: int, seed: int) -> list[tuple[str, str, dict[str, Any]]]:
     loaded = script.load()
     scripted_texts = {text for e in loaded.entries if (text := render.entry_text(e)) is not None}
     # Every request the build trains (scripted or fallback) is left out, compared as a whole body.
-    trained_bodies = {json.dumps(e.request, sort_keys=True) for e in loaded.entries}
-    trained_bodies |= {json.dumps(body, sort_keys=True) for _, body in render.unscripted(loaded, FALLBACKS)}
-    # The words of random fallbacks and near misses must be new to the training; scripted words are not
+    unscripted = [body for _, body in render.unscripted(loaded, FALLBACKS)]
+    trained_bodies = {json.dumps(body, sort_keys=True) for body in (*(e.request for e in loaded.entries), *unscripted)}
+    # The words of the training's fallback requests must be new to this benchmark, scripted words aside
     # (the build sends them in other shapes too): their rows are kind "elsewhere", reported on their own.
-    trained = {text for _, body in render.fallback_requests(loaded, FALLBACKS)
-               + render.near_misses(loaded, render.NEAR_MISSES)
+    trained = {text for body in unscripted
                for text in (body.get("input"), *(m.get("content") for m in body.get("messages", ())))}
-    seen = trained & {*EVERYDAY, *NEAR_MISSES}
+    seen = (trained - scripted_texts) & {*EVERYDAY, *NEAR_MISSES}
     if seen:
         raise SystemExit(f"these benchmark requests are among nano's training fallbacks (they measure nothing): {seen}")
     rng = random.Random(seed)
