@@ -7,6 +7,9 @@
 #   scripts/gpu-lane.sh test NOTEBOOK...   run notebooks with nbmake against that server
 #   scripts/gpu-lane.sh perf ...           20b/120b with random weights: start time and
 #                                          `vllm bench serve` per flag set (scripts/gpu-perf.sh)
+#   scripts/gpu-lane.sh all                one GPU, one session server: build nano with this vLLM, then
+#                                          every notebook and tests/test_presets.py under the server the
+#                                          suite starts itself (#12 item 5; docs/gpu-lane.md, 2026-12-07)
 #
 # Bundles are made on a machine with internet: every wheel vLLM and the lab need
 # that the GPU image lacks, installed with `pip install --target` for its Python
@@ -68,9 +71,34 @@ time.sleep(10**7)
 test_notebooks() {
   local name
   name=$(basename "$1" .ipynb)${2:+-more}
-  GPTOSS_LAB_TEST_SERVER="http://127.0.0.1:$PORT/v1" "$PY" -m pytest -p no:cacheprovider -v --durations=0 \
+  GPTOSS_LAB_TEST_SERVER="http://127.0.0.1:$PORT/v1" \
+    GPTOSS_LAB_TEST_SERVER_LOG="$GPTOSS_LAB_CACHE_DIR/servers/vllm-$PORT.log" "$PY" -m pytest -p no:cacheprovider -v --durations=0 \
     --nbmake --nbmake-timeout=900 --junitxml="$OUT/junit-$name.xml" "$@" 2>&1 | tee "$OUT/pytest-$name.log" || true
   cp "$GPTOSS_LAB_CACHE_DIR/servers/vllm-$PORT.log" "$OUT/server.log"
+}
+
+sandbox() {
+  # 08's python tool (and nano's build, which runs 08's scripted calls) needs a working bwrap.
+  # BWRAP_KIT: a folder with a carried bwrap (scripts/gpu-bundle.sh's bwrap/), used when the image has none.
+  if ! command -v bwrap >/dev/null && [ -n "${BWRAP_KIT:-}" ]; then
+    export PATH="$BWRAP_KIT:$PATH"; say "no bwrap in the image: using the carried one in $BWRAP_KIT"
+  fi
+  "$PY" -c "from gptoss_lab.builtin import sandbox; sandbox.require(); print('bwrap sandbox: works')"
+}
+
+all() {
+  local start
+  "$PY" -c "import vllm, torch; print('vllm', vllm.__version__, 'torch', torch.__version__, torch.cuda.get_device_name())"
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+  sandbox 2>&1 | tail -3 | tee "$OUT/sandbox.log"
+  start=$(date +%s)
+  "$PY" -m gptoss_lab.cli nano build 2>&1 | tee "$OUT/nano-build.log"
+  say "nano built in $(( $(date +%s) - start )) s"
+  start=$(date +%s)
+  GPTOSS_LAB_TEST_MODEL=nano "$PY" -m pytest -p no:cacheprovider -v --durations=0 --nbmake --nbmake-timeout=900 \
+    --junitxml="$OUT/junit-all.xml" notebooks/*.ipynb tests/test_presets.py 2>&1 | tee "$OUT/pytest-all.log" || true
+  say "notebooks ran in $(( $(date +%s) - start )) s"
+  cp "$GPTOSS_LAB_CACHE_DIR"/servers/*.log "$OUT/" 2>/dev/null || true
 }
 
 case "${1:-}" in
@@ -78,5 +106,6 @@ case "${1:-}" in
   nano) nano ;;
   test) shift; test_notebooks "$@" ;;
   perf) shift; exec scripts/gpu-perf.sh "$@" ;;
-  *) say "usage: $0 unpack BUNDLE... | nano | test NOTEBOOK... | perf ..."; exit 2 ;;
+  all) all ;;
+  *) say "usage: $0 unpack BUNDLE... | nano | test NOTEBOOK... | perf ... | all"; exit 2 ;;
 esac
