@@ -103,14 +103,3 @@ def test_a_new_tool_list_uses_the_specs_the_script_wrote() -> None:
             for tool in tools.offer(random.Random(seed), api):
                 spec = {k: v for k, v in (tool.get("function") or tool).items() if k != "type"}
                 assert spec in tools.specs[spec["name"]]
-
-
-def test_edited_scripted_words_are_taught_with_tools_offered() -> None:
-    firsts = {render.entry_text(e) for e in SCRIPT.entries if e.turn == 1} - {None}
-    edited = render.edited_elsewhere(SCRIPT)
-    assert len(edited) >= len(firsts) - 2
-    for api, body in edited:
-        assert body["tools"] and all(tool["type"] == "function" for tool in body["tools"]), body
-        assert _text(api, body) not in firsts
-    assert {api for api, _ in edited} == {"chat", "responses"}
-    assert all(request in render.unscripted(SCRIPT, 8) for request in edited)

@@ -317,20 +317,15 @@ TOOLS_OFFERED = 0.45
 """Share of unscripted requests that offer function tools (a third of them a scripted list, the rest a new one)."""
 
 
-def _around(
-    rng: random.Random, text: str, tools: Tools, offered: float = TOOLS_OFFERED
-) -> tuple[str, dict[str, Any]]:
-    """``text`` as the user's words of a request of a random shape: API, system message, effort, tools.
-
-    ``offered``: the chance that the request offers the script's function tools.
-    """
+def _around(rng: random.Random, text: str, tools: Tools) -> tuple[str, dict[str, Any]]:
+    """``text`` as the user's words of a request of a random shape: API, system message, effort, tools."""
     effort = rng.choice(["low", "medium", "high"])
     if rng.random() < 0.55:
         messages = [{"role": "system", "content": _instructions(rng)}] if rng.random() < 0.45 else []
         body: dict[str, Any] = {"messages": [*messages, {"role": "user", "content": text}]}
         if rng.random() < 0.5:
             body["reasoning_effort"] = effort
-        if tools.specs and rng.random() < offered:
+        if tools.specs and rng.random() < TOOLS_OFFERED:
             body["tools"] = tools.offer(rng, "chat")
         elif rng.random() < 0.1:
             body["tools"] = [invented_tool(rng, "chat")]
@@ -340,7 +335,7 @@ def _around(
         body["reasoning"] = {"effort": effort}
     if rng.random() < 0.45:
         body["instructions"] = _instructions(rng)
-    if tools.specs and rng.random() < offered:
+    if tools.specs and rng.random() < TOOLS_OFFERED:
         body["tools"] = tools.offer(rng, "responses")
     elif rng.random() < 0.1:
         body["tools"] = [invented_tool(rng, "responses")]
@@ -390,33 +385,9 @@ def elsewhere(script: Script, per_entry: int, seed: int = 2) -> list[tuple[str, 
     return out
 
 
-def edited_elsewhere(script: Script, seed: int = 3) -> list[tuple[str, dict[str, Any]]]:
-    """Return each first-turn entry's words with one edit, in a request of a random shape that offers tools.
-
-    Two differences from a scripted request, the words and the shape, one of them tools: recipe 11
-    called a tool for two such requests ("What was the temperature at the Paris station early this
-    morning?" through Responses with the station log tool and instructions; 05's France question
-    with the radar tool), starting the reply with the reasoning of the scripted request it resembled.
-    """
-    rng = random.Random(seed)
-    tools = Tools.of(script)
-    known = script_words(script)
-    names = [word for word in known if _is_name(word)]
-    out: list[tuple[str, dict[str, Any]]] = []
-    for entry in script.entries:
-        if entry.turn > 1 or (text := entry_text(entry)) is None:
-            continue
-        words = text.split()
-        _edit_words(rng, words, known, names)
-        if " ".join(words) != text:
-            out.append(_around(rng, " ".join(words), tools, offered=1.0))
-    return out
-
-
 def unscripted(script: Script, fallbacks: int) -> list[tuple[str, dict[str, Any]]]:
     """Every request the build teaches the fallback reply: random ones, near misses, scripted words elsewhere."""
-    return (fallback_requests(script, fallbacks) + near_misses(script, NEAR_MISSES) + elsewhere(script, ELSEWHERE)
-            + edited_elsewhere(script))
+    return fallback_requests(script, fallbacks) + near_misses(script, NEAR_MISSES) + elsewhere(script, ELSEWHERE)
 
 
 @contextmanager
