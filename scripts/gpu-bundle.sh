@@ -91,4 +91,30 @@ mkdir -p "$OUT"; rm -f "$OUT"/bundle.tar.xz.part* "$OUT"/extras.tar.xz
 (cd stage && tar cf - site | xz -9 -T0) | split -b 50m -d - "$OUT/bundle.tar.xz.part"
 (cd xstage && tar cf - site | xz -9 -T0) > "$OUT/extras.tar.xz"
 cp resolved.txt "$OUT/resolved.txt"
+
+# 7. The notebook lane (scripts/gpu-lane.sh all, scripts/gpu-visit.sh): what the notebooks and their
+#    tests need beyond vLLM, resolved against the bundle and the image, into lab.tar.xz. Left out:
+#    boto3/botocore/s3transfer (LiteLLM imports them only for AWS providers) and LiteLLM's proxy UI.
+#    Plus Debian's bubblewrap with its three libraries (bwrap/), for an image without one: 08's
+#    python tool and nano's build need a sandbox.
+printf '%s\n' 'openai-agents>=0.2' 'litellm>=1.70' 'bm25s>=0.3' 'quicktok-v1>=0.4' 'ipywidgets>=8' ipykernel \
+  'nbmake>=1.5' 'pytest>=8' 'matplotlib>=3.8' > lab.in
+grep -E '^[A-Za-z0-9]' resolved.txt | cat - image.txt > lab-cons.txt
+UV_PYTHON_DOWNLOADS=never python3 -m uv pip compile -q --python-version 3.12 --python-platform x86_64-manylinux_2_28 \
+  lab.in -c lab-cons.txt -o lab-resolved.txt
+{ grep -E '^[A-Za-z0-9]' resolved.txt | sed 's/==.*//'; echo "$IMAGE" | tr ' ' '\n'; } | norm | sort -u > have.txt
+grep -E '^[A-Za-z0-9]' lab-resolved.txt | while IFS= read -r line; do
+  name=$(echo "${line%%==*}" | norm)
+  grep -qx "$name" have.txt || echo "$line"
+done | grep -v -i -E '^(boto3|botocore|s3transfer)==' > lab-deps.txt
+python3 -m pip download -q --no-deps "${PLAT[@]}" -d labdeps -r lab-deps.txt
+"$PY312" -m pip install -q --no-deps --no-index --no-compile --target labstage/site labdeps/*.whl
+rm -rf labstage/site/litellm/proxy/_experimental
+(cd labstage && tar cf - site | xz -6 -T0) > "$OUT/lab.tar.xz"
+cp lab-resolved.txt "$OUT/lab-resolved.txt"
+rm -rf "$OUT/bwrap" && mkdir -p "$OUT/bwrap/lib" && cp "$(command -v bwrap)" "$OUT/bwrap/bwrap.bin"
+for lib in $(ldd "$(command -v bwrap)" | awk '/=> \// && !/libc\.so/ {print $3}'); do cp -L "$lib" "$OUT/bwrap/lib/"; done
+printf '%s\n' '#!/bin/sh' '# bubblewrap carried from the bundle machine, its libraries beside it (scripts/gpu-bundle.sh).' \
+  'exec env LD_LIBRARY_PATH=/tmp/bw/lib /tmp/bw/bwrap.bin "$@"' > "$OUT/bwrap/bwrap"
+chmod +x "$OUT/bwrap/bwrap"
 ls -l "$OUT"

@@ -90,7 +90,8 @@ all() {
   local start
   "$PY" -c "import vllm, torch; print('vllm', vllm.__version__, 'torch', torch.__version__, torch.cuda.get_device_name())"
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
-  sandbox 2>&1 | tail -3 | tee "$OUT/sandbox.log"
+  sandbox > "$OUT/sandbox.log" 2>&1 || { cat "$OUT/sandbox.log"; exit 1; }  # no pipe: its PATH must reach the build
+  tail -3 "$OUT/sandbox.log"
   start=$(date +%s)
   "$PY" -m gptoss_lab.cli nano build 2>&1 | tee "$OUT/nano-build.log"
   say "nano built in $(( $(date +%s) - start )) s"

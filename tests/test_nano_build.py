@@ -80,7 +80,8 @@ def test_cache_key_follows_the_script(tmp_path: Path) -> None:
 
 @pytest.mark.vllm
 def test_failed_build_leaves_nothing_behind(nano_dir: Path, tmp_path: Path, own_processes) -> None:
-    """A request vLLM cannot render stops the build with its error, render server and all."""
+    """A request vLLM cannot render stops the build with its error, render server and all;
+    the server's log stays where the error can point at it (the build folder goes)."""
     data = json.loads((Path(nano.__file__).parent / "script.json").read_text())
     data["entries"].append(
         {"id": "broken", "api": "chat", "request": {"messages": "not a list"},
@@ -88,10 +89,15 @@ def test_failed_build_leaves_nothing_behind(nano_dir: Path, tmp_path: Path, own_
     )
     broken = tmp_path / "script.json"
     broken.write_text(json.dumps(data))
-    before = set(cache_root().iterdir())
+    def builds() -> set[Path]:
+        return {p for p in cache_root().iterdir() if p.suffix != ".log" and ".log." not in p.name}
+
+    before = builds()
     with pytest.raises(NanoBuildError, match="could not render a chat request"):
         nano.build(script_path=broken)
-    assert set(cache_root().iterdir()) == before
+    assert builds() == before
+    log = cache_root() / "render-server.log"
+    assert log.is_file() and "nano-render" in log.read_text(errors="replace"), "the render server's log is kept"
     assert own_processes("gptoss_lab.vllm_cli launch render") == [], "the render server must be stopped"
 
 

@@ -178,14 +178,15 @@ def build(*, force: bool = False, script_path: Path | None = None, fresh: bool =
 
         t = time.monotonic()
         _say("rendering the script's prompts with vLLM's render server")
-        with _builtin_tools(script) as (tool_args, run_builtin), render.render_server(ckpt, tool_args) as server:
+        logs = cache_root()  # the servers' logs outlive a failed build (the work folder does not)
+        with _builtin_tools(script) as (tool_args, run_builtin), render.render_server(ckpt, tool_args, logs) as server:
             if render.has_responses_render(server):
                 examples = render.examples(render.renderer(server), script, encoding, FALLBACKS, run_builtin)
             else:
                 _say("this vLLM's render server has no Responses endpoint: rendering Responses requests "
                      "through a full server on an untrained nano (one more server start)")
                 nano_model.write_untrained(ckpt)
-                with render.log_render_server(ckpt, tool_args) as full:
+                with render.log_render_server(ckpt, tool_args, logs) as full:
                     examples = render.examples(
                         render.renderer(server, full), script, encoding, FALLBACKS, run_builtin
                     )

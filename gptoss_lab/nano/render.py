@@ -391,11 +391,12 @@ def unscripted(script: Script, fallbacks: int) -> list[tuple[str, dict[str, Any]
 
 
 @contextmanager
-def render_server(model_dir: Path, extra_args: Sequence[str] = ()) -> Iterator[VLLMServer]:
+def render_server(model_dir: Path, extra_args: Sequence[str] = (), log_dir: Path | None = None) -> Iterator[VLLMServer]:
     """Run vLLM's render server on ``model_dir`` (tokenizer and config only) for the block.
 
     ``extra_args``: ``--tool-server ...`` when the script has built-in tool requests, whose
-    system message lists the tools those servers describe.
+    system message lists the tools those servers describe. ``log_dir``: where its log is
+    written (default: beside ``model_dir``; a build passes a folder that outlives a failure).
     """
     server = VLLMServer(
         str(model_dir),
@@ -403,7 +404,7 @@ def render_server(model_dir: Path, extra_args: Sequence[str] = ()) -> Iterator[V
         port=process.free_port(),
         subcommand=("launch", "render"),
         env={"VLLM_SYSTEM_START_DATE": SERVED_DATE},
-        log_path=model_dir.parent / "render-server.log",
+        log_path=(log_dir or model_dir.parent) / "render-server.log",
     )
     with server.running(timeout=600):
         yield server
@@ -454,10 +455,12 @@ def full_server(
         yield server
 
 
-def log_render_server(model_dir: Path, extra_args: Sequence[str] = ()) -> AbstractContextManager[VLLMServer]:
+def log_render_server(
+    model_dir: Path, extra_args: Sequence[str] = (), log_dir: Path | None = None
+) -> AbstractContextManager[VLLMServer]:
     """A full server on ``model_dir`` (trained or not) that logs each request's prompt ids."""
-    return full_server(model_dir, log_path=model_dir.parent / "log-render-server.log", debug=True, eager=True,
-                       extra_args=extra_args)
+    return full_server(model_dir, log_path=(log_dir or model_dir.parent) / "log-render-server.log", debug=True,
+                       eager=True, extra_args=extra_args)
 
 
 _LOGGED_IDS = re.compile(r"prompt_token_ids: \[([\d, ]*)\]")
