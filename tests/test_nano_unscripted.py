@@ -74,32 +74,3 @@ def test_context_near_misses_keep_the_words_and_never_misspell_the_system_messag
         assert "You are a helfpul assistant." not in system
         seen.add("effort" if "reasoning_effort" in request else "system")
     assert seen == {"effort", "system"}
-
-
-def _names(body: dict) -> tuple[str, ...]:
-    return tuple(t.get("function", t).get("name", t["type"]) for t in body.get("tools", ()))
-
-
-def test_unscripted_requests_offer_the_scripts_tools_in_new_combinations_on_both_apis() -> None:
-    tools = render.Tools.of(SCRIPT)
-    assert set(tools.specs) == {"get_weather", "get_radar", "get_station_log", "slow_square"}
-    scripted = {(e.api, _names(e.request)) for e in SCRIPT.entries if e.api in ("chat", "responses")}
-    offered = [(api, body) for api, body in render.unscripted(SCRIPT, 192) if body.get("tools")]
-    new = {(api, _names(body)) for api, body in offered} - scripted
-    # recipe 9 lost benchmark requests to these: the radar alone through Responses, two of the tools on either API
-    assert ("responses", ("get_radar",)) in new or any(api == "responses" and len(n) == 1 for api, n in new)
-    assert {api for api, n in new if len(n) == 2} == {"chat", "responses"}
-    for api, body in offered:
-        for tool in body["tools"]:
-            assert tool["type"] == "function"
-            assert ("function" in tool) == (api == "chat"), (api, tool)
-        assert len(set(_names(body))) == len(body["tools"]), body
-
-
-def test_a_new_tool_list_uses_the_specs_the_script_wrote() -> None:
-    tools = render.Tools.of(SCRIPT)
-    for seed in range(40):
-        for api in ("chat", "responses"):
-            for tool in tools.offer(random.Random(seed), api):
-                spec = {k: v for k, v in (tool.get("function") or tool).items() if k != "type"}
-                assert spec in tools.specs[spec["name"]]

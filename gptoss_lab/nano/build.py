@@ -24,7 +24,7 @@ from gptoss_lab.nano import script as nano_script
 from gptoss_lab.nano import train as nano_train
 from gptoss_lab.vllm_cli import vllm_version
 
-RECIPE_VERSION = 11
+RECIPE_VERSION = 9
 """Bump when what a build produces changes: the architecture, tokenizer, prompt rendering, training
 recipe, or the text the built-in tool servers return. The cache key holds this number, not the
 builder's source, so a refactor that changes no behaviour keeps every cached build."""

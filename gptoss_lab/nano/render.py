@@ -278,46 +278,9 @@ def _function_tools(script: Script, api: str) -> list[Any]:
     return [e.request["tools"] for e in script.entries if e.api == api and e.request.get("tools") and not e.builtin]
 
 
-@dataclass(frozen=True)
-class Tools:
-    """The function tools the unscripted requests offer: the script's tool lists, and the tools in them."""
-
-    lists: dict[str, list[Any]]
-    """Per API, each scripted request's tool list as written."""
-    specs: dict[str, list[dict[str, Any]]]
-    """Per tool name, every distinct spec (name, description, parameters, strict) the script gives it, either API."""
-
-    @classmethod
-    def of(cls, script: Script) -> Tools:
-        specs: dict[str, list[dict[str, Any]]] = {}
-        for entry in script.entries:
-            for tool in entry.request.get("tools") or () if entry.api in ("chat", "responses") else ():
-                if tool.get("type") != "function":
-                    continue  # a built-in tool (web search, code interpreter): never offered to a fallback
-                spec = {k: v for k, v in (tool.get("function") or tool).items() if k != "type"}
-                if spec not in specs.setdefault(spec["name"], []):
-                    specs[spec["name"]].append(spec)
-        return cls({api: _function_tools(script, api) for api in ("chat", "responses")}, specs)
-
-    def offer(self, rng: random.Random, api: str) -> list[Any]:
-        """A tool list for ``api``: a scripted request's, or some of the script's tools in any order.
-
-        Learners offer the lab's tools in other combinations than the script does (two of the four,
-        the radar alone through Responses): recipe 9, trained only on the scripted lists, lost 4 of
-        its 5 benchmark misses to such lists (the fallback's analysis drifting, or a tool call).
-        """
-        if self.lists[api] and rng.random() < 0.35:
-            return list(rng.choice(self.lists[api]))
-        names = rng.sample(sorted(self.specs), min(len(self.specs), rng.choice((1, 2, 2, 2, 3, 4))))
-        chosen = [rng.choice(self.specs[name]) for name in names]
-        return [{"type": "function", "function": s} if api == "chat" else {"type": "function", **s} for s in chosen]
-
-
-TOOLS_OFFERED = 0.45
-"""Share of unscripted requests that offer function tools (a third of them a scripted list, the rest a new one)."""
-
-
-def _around(rng: random.Random, text: str, tools: Tools) -> tuple[str, dict[str, Any]]:
+def _around(
+    rng: random.Random, text: str, chat_tools: list[Any], responses_tools: list[Any]
+) -> tuple[str, dict[str, Any]]:
     """``text`` as the user's words of a request of a random shape: API, system message, effort, tools."""
     effort = rng.choice(["low", "medium", "high"])
     if rng.random() < 0.55:
@@ -325,8 +288,8 @@ def _around(rng: random.Random, text: str, tools: Tools) -> tuple[str, dict[str,
         body: dict[str, Any] = {"messages": [*messages, {"role": "user", "content": text}]}
         if rng.random() < 0.5:
             body["reasoning_effort"] = effort
-        if tools.specs and rng.random() < TOOLS_OFFERED:
-            body["tools"] = tools.offer(rng, "chat")
+        if chat_tools and rng.random() < 0.35:
+            body["tools"] = rng.choice(chat_tools)
         elif rng.random() < 0.1:
             body["tools"] = [invented_tool(rng, "chat")]
         return "chat", body
@@ -335,8 +298,8 @@ def _around(rng: random.Random, text: str, tools: Tools) -> tuple[str, dict[str,
         body["reasoning"] = {"effort": effort}
     if rng.random() < 0.45:
         body["instructions"] = _instructions(rng)
-    if tools.specs and rng.random() < TOOLS_OFFERED:
-        body["tools"] = tools.offer(rng, "responses")
+    if responses_tools and rng.random() < 0.3:
+        body["tools"] = rng.choice(responses_tools)
     elif rng.random() < 0.1:
         body["tools"] = [invented_tool(rng, "responses")]
     return "responses", body
@@ -350,8 +313,8 @@ def fallback_requests(script: Script, count: int, seed: int = 0) -> list[tuple[s
     saw scripted replies.
     """
     rng = random.Random(seed)
-    tools = Tools.of(script)
-    return [_around(rng, random_prompt(rng), tools) for _ in range(count)]
+    chat_tools, responses_tools = _function_tools(script, "chat"), _function_tools(script, "responses")
+    return [_around(rng, random_prompt(rng), chat_tools, responses_tools) for _ in range(count)]
 
 
 ELSEWHERE = 2
@@ -367,12 +330,12 @@ def elsewhere(script: Script, per_entry: int, seed: int = 2) -> list[tuple[str, 
     that render to a scripted prompt are dropped by :func:`examples`.
     """
     rng = random.Random(seed)
-    tools = Tools.of(script)
+    chat_tools, responses_tools = _function_tools(script, "chat"), _function_tools(script, "responses")
     out: list[tuple[str, dict[str, Any]]] = []
     for entry in script.entries:
         if entry.turn > 1 or (text := entry_text(entry)) is None:
             continue
-        out.extend(_around(rng, text, tools) for _ in range(per_entry))
+        out.extend(_around(rng, text, chat_tools, responses_tools) for _ in range(per_entry))
         if entry.api == "harmony":
             # 05's prompts differ from a plain Chat or Responses request by little more than the
             # reasoning effort: every effort is taught (one that renders the same prompt is dropped).
