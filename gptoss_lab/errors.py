@@ -24,6 +24,10 @@ class NanoBuildError(LabError):
     """gpt-oss-nano could not be built or does not replay its script."""
 
 
+class TrainingStalled(NanoBuildError):
+    """nano's training sat at a tie (two sequences it cannot yet tell apart) and stopped early."""
+
+
 class ServerError(LabError):
     """The vLLM server could not be started, reached or stopped."""
 

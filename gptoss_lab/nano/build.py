@@ -17,7 +17,7 @@ from pathlib import Path
 
 from gptoss_lab import harmony_pkg, vocab
 from gptoss_lab.config import default_cache_dir
-from gptoss_lab.errors import NanoBuildError
+from gptoss_lab.errors import NanoBuildError, TrainingStalled
 from gptoss_lab.nano import model as nano_model
 from gptoss_lab.nano import render, tokenizer, verify
 from gptoss_lab.nano import script as nano_script
@@ -35,6 +35,10 @@ VERIFY_ROUNDS = 3
 """Replays through vLLM before the build gives up; each failed one trains to a wider margin."""
 MARGIN_STEP = 4.0
 """Logits added to the training margin after a replay that failed."""
+
+STALL_RESTARTS = 2
+"""How many times a build whose training sits at a tie (``train.TrainingStalled``) starts again with
+another seed: training on CPU does not repeat itself run to run, and another run may not meet the tie."""
 
 
 @dataclass(frozen=True)
@@ -201,13 +205,22 @@ def build(*, force: bool = False, script_path: Path | None = None, fresh: bool =
                 for index, weak in trainer.weakest:
                     _say(f"  {weak:6.2f}  {trainer.describe(index)}")
 
-        trainer = nano_train.Trainer(examples, encoding)
         previous = None if fresh else previous_build(key)
-        if previous is not None:
-            _say(f"training starts from the build in {previous} (`gptoss-lab nano build --fresh` starts from scratch)")
-            trainer.warm_start(previous)
         margin = nano_train.MARGIN
-        report = trainer.fit(margin, on_step=progress)
+        for attempt in range(STALL_RESTARTS + 1):
+            trainer = nano_train.Trainer(examples, encoding, seed=attempt)
+            if previous is not None and attempt == 0:
+                _say(f"training starts from the build in {previous} (`gptoss-lab nano build --fresh` starts from "
+                     "scratch)")
+                trainer.warm_start(previous)
+            try:
+                report = trainer.fit(margin, on_step=progress)
+                break
+            except TrainingStalled as stalled:
+                if attempt == STALL_RESTARTS:
+                    raise
+                _say(f"{stalled} Training starts again from scratch with seed {attempt + 1} "
+                     f"(attempt {attempt + 2} of {STALL_RESTARTS + 1}).")
         seconds["train"] = round(time.monotonic() - t, 1)
         _say(f"trained in {report.steps} steps ({seconds['train']} s, loss {report.loss:.5f})")
         replays = _verify(trainer, ckpt, encoding, seconds)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gptoss_lab.errors import NanoBuildError
+from gptoss_lab.errors import NanoBuildError, TrainingStalled
 from gptoss_lab.nano import model as nano_model
 from gptoss_lab.nano.render import Example
 from gptoss_lab.nano.script import completion_tokens
@@ -39,7 +39,12 @@ every margin: the weakest target goes from about 18 to about 72 logits above the
 temperature 1 an unsharpened nano strays into one of those tokens in about one
 request in ten (seen through vLLM), a sharpened one effectively never."""
 
-
+TIE_BAND = 0.1
+"""A worst margin within this many logits of zero: two sequences the model cannot yet tell apart,
+typically a scripted request and its one-word near miss, pulling one set of weights two ways."""
+STALL_STEPS = 200
+"""Training that sits at such a tie this many steps stops with :class:`TrainingStalled` (seen on two
+cores: 300+ steps at -0.00, where another run of the same recipe converged); the build starts again."""
 UNKNOWN_PROBE = VOCAB_SIZE - 1
 """A token no script uses (the last reserved one): its saved embedding row is the UNKNOWN row."""
 
@@ -235,13 +240,19 @@ class Trainer:
         margin: float = MARGIN,
         *,
         max_steps: int = 3000,
+        stall_steps: int = STALL_STEPS,
         on_step: Callable[[int, float, float], None] | None = None,
     ) -> TrainReport:
-        """Train until every target token wins by ``margin`` logits (float32), then report."""
+        """Train until every target token wins by ``margin`` logits (float32), then report.
+
+        Raises :class:`TrainingStalled` once the worst margin has stayed within :data:`TIE_BAND`
+        of zero for ``stall_steps`` steps, and NanoBuildError after ``max_steps``.
+        """
         import torch
 
         started = time.monotonic()
         self.net.train()
+        tied = 0
         for _ in range(max_steps):
             self.steps += 1
             rest = self.fallback[~torch.isin(self.fallback, self.hard)]
@@ -260,6 +271,15 @@ class Trainer:
                     on_step(self.steps, self.loss, self.margin)
                 if self.margin > margin:
                     break
+                tied = tied + 25 if abs(self.margin) < TIE_BAND else 0
+                if tied >= stall_steps:
+                    self.seconds += time.monotonic() - started
+                    weakest = "; ".join(f"{self.describe(i)} ({m:.2f})" for i, m in self.weakest[:2])
+                    raise TrainingStalled(
+                        f"gpt-oss-nano's training sat at a tie for {tied} steps (worst margin {self.margin:.2f} at "
+                        f"step {self.steps}): {weakest}. Two prompts that differ by a word, or not at all, want "
+                        "different replies; if you added one of them to script.json, make its words differ more."
+                    )
         self.seconds += time.monotonic() - started
         if self.margin <= margin:
             weakest = "; ".join(f"{self.describe(i)} ({m:.2f})" for i, m in self.weakest)
