@@ -239,7 +239,7 @@ def test_previous_build_is_the_newest_of_the_same_recipe_and_versions(tmp_path: 
 @pytest.mark.slow
 def test_training_that_sits_at_a_tie_stops_early_and_names_the_pair() -> None:
     """Two sequences nano cannot tell apart (here: one prompt, two replies) tie at a margin of zero;
-    training stops after STALL_STEPS instead of running out max_steps, naming both sequences."""
+    training stops after ``stall_steps`` at the tie instead of running out max_steps, naming both sequences."""
     from gptoss_lab.errors import TrainingStalled
     from gptoss_lab.nano import script as nano_script
     from gptoss_lab.nano import train
@@ -250,7 +250,8 @@ def test_training_that_sits_at_a_tie_stops_early_and_names_the_pair() -> None:
     prompt = encoding.encode("In one sentence, what is vLLM?")
     trainer = train.Trainer([Example(prompt, first.reply, first.id), Example(prompt, second.reply, second.id)],
                             encoding)
-    with pytest.raises(TrainingStalled, match=f"sat at a tie.*{first.id}.*{second.id}|{second.id}.*{first.id}"):
+    with pytest.raises(TrainingStalled, match="sat at a tie") as stalled:
         trainer.fit(max_steps=3000, stall_steps=100)
+    assert first.id in str(stalled.value) and second.id in str(stalled.value)
     assert trainer.steps < 1000, "a tie must end training long before max_steps"
     assert abs(trainer.margin) < train.TIE_BAND

@@ -39,6 +39,8 @@ every margin: the weakest target goes from about 18 to about 72 logits above the
 temperature 1 an unsharpened nano strays into one of those tokens in about one
 request in ten (seen through vLLM), a sharpened one effectively never."""
 
+CHECK_EVERY = 25
+"""Steps between two measurements of every sequence's margin (the stop and stall checks)."""
 TIE_BAND = 0.1
 """A worst margin within this many logits of zero: two sequences the model cannot yet tell apart,
 typically a scripted request and its one-word near miss, pulling one set of weights two ways."""
@@ -265,13 +267,13 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_(self.body + [self.embed, self.head], 1.0)
             self.opt.step()
             self.loss = float(loss.detach())
-            if self.steps % 25 == 0:
+            if self.steps % CHECK_EVERY == 0:
                 self.margin = self.worst_margin()
                 if on_step:
                     on_step(self.steps, self.loss, self.margin)
                 if self.margin > margin:
                     break
-                tied = tied + 25 if abs(self.margin) < TIE_BAND else 0
+                tied = tied + CHECK_EVERY if abs(self.margin) < TIE_BAND else 0
                 if tied >= stall_steps:
                     self.seconds += time.monotonic() - started
                     weakest = "; ".join(f"{self.describe(i)} ({m:.2f})" for i, m in self.weakest[:2])
