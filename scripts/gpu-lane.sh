@@ -93,7 +93,15 @@ all() {
   sandbox > "$OUT/sandbox.log" 2>&1 || { cat "$OUT/sandbox.log"; exit 1; }  # no pipe: its PATH must reach the build
   tail -3 "$OUT/sandbox.log"
   start=$(date +%s)
-  "$PY" -m gptoss_lab.cli nano build 2>&1 | tee "$OUT/nano-build.log"
+  if ! "$PY" -m gptoss_lab.cli nano build 2>&1 | tee "$OUT/nano-build.log"; then
+    say "nano build failed after $(( $(date +%s) - start )) s; the errors in its servers' logs:"
+    for log in "$GPTOSS_LAB_CACHE_DIR"/nano/*.log; do
+      [ -e "$log" ] || continue
+      cp "$log" "$OUT/"
+      echo "== $log"; grep -nE "Error|Traceback|raise |Exception|CUDA|memory|Failed" "$log" | cut -c1-400 | tail -40
+    done
+    exit 1
+  fi
   say "nano built in $(( $(date +%s) - start )) s"
   start=$(date +%s)
   GPTOSS_LAB_TEST_MODEL=nano "$PY" -m pytest -p no:cacheprovider -v --durations=0 --nbmake --nbmake-timeout=900 \

@@ -59,8 +59,12 @@ watch() {
   local end=$((SECONDS + ${1:-500}))
   while [ ! -e "$VISIT/DONE" ] && [ $SECONDS -lt $end ]; do sleep 5; done
   tail -3 /tmp/ab/unpack.log 2>/dev/null; cat "$VISIT/plan.log" 2>/dev/null
-  grep -E "^\[nano\]|nano built|PASSED|FAILED|ERROR|passed|failed|notebooks ran|bwrap|vllm " "$VISIT/nb.log" 2>/dev/null |
-    cut -c1-240 | tail -40
+  if grep -q "nano build failed" "$VISIT/nb.log" 2>/dev/null; then
+    sed -n '/nano build failed/,$p' "$VISIT/nb.log" | cut -c1-400 | tail -90
+  else
+    grep -E "^\[nano\]|nano built|PASSED|FAILED|ERROR|passed|failed|notebooks ran|bwrap|vllm " "$VISIT/nb.log" 2>/dev/null |
+      cut -c1-240 | tail -40
+  fi
   for f in /tmp/ab/S/summary.txt /tmp/ab/A/summary.txt; do [ -f "$f" ] && grep -v " BENCH: " "$f" | cut -c1-300; done
   tail -2 /tmp/ab/phases.log 2>/dev/null
   nvidia-smi --query-gpu=memory.used,utilization.gpu --format=csv,noheader
