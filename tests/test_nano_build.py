@@ -255,3 +255,24 @@ def test_training_that_sits_at_a_tie_stops_early_and_names_the_pair() -> None:
     assert first.id in str(stalled.value) and second.id in str(stalled.value)
     assert trainer.steps < 1000, "a tie must end training long before max_steps"
     assert abs(trainer.margin) < train.TIE_BAND
+
+
+def test_a_worst_margin_that_stops_moving_short_of_the_target_is_a_stall() -> None:
+    """Margins as logged by real builds: a frozen pair (-0.69 from step 700 on), a tie, and a run
+    whose worst margin jumps about on its way to converging (which must never count as a stall)."""
+    from gptoss_lab.nano import train
+
+    def first_stall(margins: list[float]) -> tuple[int, str] | None:
+        watch = train.StallWatch(stall_steps=200)
+        for check, margin in enumerate(margins, start=1):
+            if how := watch.check(margin):
+                return check * train.CHECK_EVERY, how
+        return None
+
+    frozen = [-4.98, -0.62, -2.50, -3.29, -4.79, -0.48] + [-0.6921, -0.6918, -0.6925] * 4
+    step, how = first_stall(frozen) or (0, "")
+    assert how == "stopped moving for 200 steps" and step == 6 * 25 + 9 * 25
+    tie = [-3.0, -1.0] + [-0.004, 0.006, -0.08, 0.01] * 3
+    assert first_stall(tie) == (2 * 25 + 8 * 25, "sat at a tie for 200 steps")
+    converging = [-4.98, -0.62, -2.50, -3.29, -4.79, -0.48, -0.45, -0.41, -0.44, -0.40, -0.38, -0.43, 0.2, 1.5, 4.0]
+    assert first_stall(converging) is None

@@ -44,9 +44,16 @@ CHECK_EVERY = 25
 TIE_BAND = 0.1
 """A worst margin within this many logits of zero: two sequences the model cannot yet tell apart,
 typically a scripted request and its one-word near miss, pulling one set of weights two ways."""
+FROZEN_BAND = 0.05
+"""A worst margin short of the target that moves less than this across :data:`STALL_STEPS` steps: a
+group of sequences the model stopped separating (seen on two cores: -0.69 from step 700 to 1,000,
+"Suggest a name for a city robot." against the two scripted requests with "pet" in its place, every
+other sequence fitted). -0.69 is -ln 2, cross-entropy's optimum for three inputs the model sees as one
+and two of which want the other token; that run sat there for 300 steps."""
 STALL_STEPS = 200
-"""Training that sits at such a tie this many steps stops with :class:`TrainingStalled` (seen on two
-cores: 300+ steps at -0.00, where another run of the same recipe converged); the build starts again."""
+"""Training that sits at such a tie, or frozen short of the target, this many steps stops with
+:class:`TrainingStalled` (seen on two cores: 300+ steps at -0.00, where another run of the same
+recipe converged); the build starts again."""
 UNKNOWN_PROBE = VOCAB_SIZE - 1
 """A token no script uses (the last reserved one): its saved embedding row is the UNKNOWN row."""
 
@@ -71,6 +78,27 @@ def _chunks(by_length: Any, lengths: Any) -> list[Any]:
             groups.append(group := [])
         group.append(index)
     return [by_length.new_tensor(g) for g in groups if g]
+
+
+class StallWatch:
+    """Reads the worst margin at each check (every :data:`CHECK_EVERY` steps) and says when training stalled."""
+
+    def __init__(self, stall_steps: int = STALL_STEPS) -> None:
+        self.stall_steps = stall_steps
+        self.tied = 0
+        self.recent: list[float] = []
+        """The worst margin at each check of the last ``stall_steps`` steps (and the one before them)."""
+
+    def check(self, margin: float) -> str | None:
+        """Record one check's worst margin (short of the target); return how training stalled, if it did."""
+        self.tied = self.tied + CHECK_EVERY if abs(margin) < TIE_BAND else 0
+        window = self.stall_steps // CHECK_EVERY
+        self.recent = [*self.recent, margin][-(window + 1):]
+        if self.tied >= self.stall_steps:
+            return f"sat at a tie for {self.tied} steps"
+        if len(self.recent) > window and max(self.recent) - min(self.recent) < FROZEN_BAND:
+            return f"stopped moving for {self.stall_steps} steps"
+        return None
 
 
 class Trainer:
@@ -248,13 +276,14 @@ class Trainer:
         """Train until every target token wins by ``margin`` logits (float32), then report.
 
         Raises :class:`TrainingStalled` once the worst margin has stayed within :data:`TIE_BAND`
-        of zero for ``stall_steps`` steps, and NanoBuildError after ``max_steps``.
+        of zero, or within :data:`FROZEN_BAND` of one value short of ``margin``, for ``stall_steps``
+        steps, and NanoBuildError after ``max_steps``.
         """
         import torch
 
         started = time.monotonic()
         self.net.train()
-        tied = 0
+        watch = StallWatch(stall_steps)
         for _ in range(max_steps):
             self.steps += 1
             rest = self.fallback[~torch.isin(self.fallback, self.hard)]
@@ -273,12 +302,12 @@ class Trainer:
                     on_step(self.steps, self.loss, self.margin)
                 if self.margin > margin:
                     break
-                tied = tied + CHECK_EVERY if abs(self.margin) < TIE_BAND else 0
-                if tied >= stall_steps:
+                how = watch.check(self.margin)
+                if how:
                     self.seconds += time.monotonic() - started
                     weakest = "; ".join(f"{self.describe(i)} ({m:.2f})" for i, m in self.weakest[:2])
                     raise TrainingStalled(
-                        f"gpt-oss-nano's training sat at a tie for {tied} steps (worst margin {self.margin:.2f} at "
+                        f"gpt-oss-nano's training {how} (worst margin {self.margin:.2f} at "
                         f"step {self.steps}): {weakest}. Two prompts that differ by a word, or not at all, want "
                         "different replies; if you added one of them to script.json, make its words differ more."
                     )
