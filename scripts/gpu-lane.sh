@@ -98,7 +98,7 @@ all() {
     for log in "$GPTOSS_LAB_CACHE_DIR"/nano/*.log; do
       [ -e "$log" ] || continue
       cp "$log" "$OUT/"
-      echo "== $log"; grep -nE "Error|Traceback|raise |Exception|CUDA|memory|Failed" "$log" | cut -c1-400 | tail -40
+      echo "== $log"; grep -nE "Error|Traceback|raise |Exception|CUDA|memory|Failed" "$log" | cut -c1-400 | tail -40 || true
     done
     exit 1
   fi
