@@ -65,9 +65,10 @@ test-plain: setup sandbox
 
 # The inner loop: no vLLM process, no nano build. conftest.py marks tests by their fixtures (pyproject: markers).
 # -n 2: two pytest-xdist workers; many of these tests wait on a subprocess or a timeout, not the CPU.
+# OMP_NUM_THREADS=1: one torch thread a worker (two trainings at two threads each on two cores took 29 s).
 FAST := not server and not nano and not vllm
 test-fast: setup
-	$(PYTEST) -q -p no:nbmake -n 2 --durations=5 -m "$(FAST)" tests
+	OMP_NUM_THREADS=1 $(PYTEST) -q -p no:nbmake -n 2 --durations=5 -m "$(FAST)" tests
 
 test-unit: setup browser sandbox
 	$(PYTEST) -v tests

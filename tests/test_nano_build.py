@@ -251,7 +251,7 @@ def test_training_that_sits_at_a_tie_stops_early_and_names_the_pair() -> None:
     trainer = train.Trainer([Example(prompt, first.reply, first.id), Example(prompt, second.reply, second.id)],
                             encoding)
     with pytest.raises(TrainingStalled, match="sat at a tie") as stalled:
-        trainer.fit(max_steps=3000, stall_steps=100)
+        trainer.fit(max_steps=3000, stall_steps=50)
     assert first.id in str(stalled.value) and second.id in str(stalled.value)
     assert trainer.steps < 1000, "a tie must end training long before max_steps"
     assert abs(trainer.margin) < train.TIE_BAND
