@@ -78,8 +78,8 @@ def main() -> int:
         answer = edited_script(args.entry, script)
         print(f"[rebuild] {args.entry}'s first answer is now: {answer!r}", flush=True)
         env = {**os.environ, "GPTOSS_LAB_CACHE_DIR": str(cache)}
-        code = (f"from pathlib import Path; from gptoss_lab.nano import build; "
-                f"print(build.build(script_path=Path({str(script)!r})))")
+        code = (f"from pathlib import Path; from gptoss_lab import nano; "
+                f"print(nano.build(script_path=Path({str(script)!r})))")
         started = time.monotonic()
         done = subprocess.run([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True)
         seconds = round(time.monotonic() - started, 1)
