@@ -4,11 +4,12 @@
     .venv/bin/python benchmarks/nano_rebuild.py --entry apis.effort_low
 
 Needs gpt-oss-nano built for the packaged script (`make nano`). It hard-links that build
-(and the vocabulary files) into an empty lab cache in a temporary folder, writes a copy of
-``script.json`` whose entry ``--entry`` has one word added to its first answer, and builds
-nano for that script there, as `gptoss-lab nano build` would after the edit: training starts
-from the copied build (``warm_start`` in nano.json) and the same replay check follows. The
-lab's own cache is not touched; the temporary folder is removed afterwards.
+(and the vocabulary files) into an empty lab cache in a temporary folder beside the lab's
+(one disk, so links work), writes a copy of ``script.json`` whose entry ``--entry`` has one
+word added to its first answer (its reasoning, if that turn calls a tool), and builds nano for
+that script there, as `gptoss-lab nano build` would after the edit: training starts from the
+copied build (``warm_start`` in nano.json) and the same replay check follows. The lab's own
+builds are not touched; the temporary folder is removed afterwards, also after a failure.
 
 Prints the wall time and the build's phases, and writes them to
 benchmarks/results/nano-rebuild-<date>.json.
@@ -30,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 ADDED = "own"
-"""The word added to the entry's first answer (after its fourth word)."""
+"""The word added to the entry's first answer, or its reasoning when that turn calls a tool (after the fourth word)."""
 
 
 def edited_script(entry_id: str, out: Path) -> str:
@@ -40,11 +41,12 @@ def edited_script(entry_id: str, out: Path) -> str:
     if entry is None:
         ids = ", ".join(e["id"] for e in data["entries"][:8])
         raise SystemExit(f"no entry {entry_id!r} in script.json (entries look like: {ids}, ...)")
-    turn = entry["turns"][0]
-    words = turn["final"].split(" ")
-    turn["final"] = " ".join([*words[:4], ADDED, *words[4:]])
+    turn = entry.get("reply") or entry["turns"][0]
+    field = "final" if isinstance(turn.get("final"), str) else "reasoning"  # a tool-calling turn has no answer
+    words = turn[field].split(" ")
+    turn[field] = " ".join([*words[:4], ADDED, *words[4:]])
     out.write_text(json.dumps(data, indent=1) + "\n")
-    return str(turn["final"])
+    return str(turn[field])
 
 
 def _link_or_copy(src: str, dst: str) -> None:
